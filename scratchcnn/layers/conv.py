@@ -1,0 +1,164 @@
+"""Convolution layers: a general ``Conv2D`` and the tutorial's ``Conv3x3``.
+
+Vectorized with im2col: every k x k window of the batch becomes one row of a matrix, so the
+whole forward pass is a single matrix product (BLAS) and the weight gradient another. The
+input gradient is the reverse scatter (col2im), done as k*k shifted-slice additions, never
+``np.add.at``. Like every framework, "convolution" here is cross-correlation (no kernel flip),
+which is what the tutorial computes too.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .base import Layer, as_array, check_dtype, init_weights, shape_error
+
+
+def output_size(size, kernel_size, stride, padding):
+    """Spatial output size of a convolution: ``(I - F + 2P) // S + 1``."""
+    return (size - kernel_size + 2 * padding) // stride + 1
+
+
+def im2col(x_padded, k, stride, out_h, out_w):
+    """Windows of a padded batch as rows: ``(N, Hp, Wp, C) -> (N*out_h*out_w, k*k*C)``.
+
+    Columns are ordered ``(ki, kj, c)``, matching filters stored as ``(F, k, k, C)``.
+    """
+    n, _, _, c = x_padded.shape
+    if c == 1:
+        # One channel: k*k shifted-slice copies are ~4x faster than copying a strided view.
+        cols = np.empty((n, out_h, out_w, k, k), x_padded.dtype)
+        for i in range(k):
+            for j in range(k):
+                cols[:, :, :, i, j] = x_padded[:, i:i + stride * out_h:stride,
+                                               j:j + stride * out_w:stride, 0]
+    else:
+        # Many channels: copying the window view in one go is faster than k*k slices.
+        windows = sliding_window_view(x_padded, (k, k), axis=(1, 2))[:, ::stride, ::stride]
+        cols = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, out_h, out_w, k, k, C)
+    return cols.reshape(n * out_h * out_w, k * k * c)
+
+
+def col2im(d_cols, padded_shape, k, stride, out_h, out_w):
+    """Sum window gradients back onto the padded input: the adjoint of ``im2col``.
+
+    ``d_cols`` is ``(N*out_h*out_w, k*k*C)``; returns ``(N, Hp, Wp, C)``.
+    """
+    n, _, _, c = padded_shape
+    d_cols = d_cols.reshape(n, out_h, out_w, k, k, c)
+    d_padded = np.zeros(padded_shape, d_cols.dtype)
+    for i in range(k):  # k*k shifted additions; overlapping windows accumulate
+        for j in range(k):
+            d_padded[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride, :] += d_cols[:, :, :, i, j, :]
+    return d_padded
+
+
+def resolve_padding(padding, kernel_size, stride):
+    """``"valid"`` -> 0, ``"same"`` -> k // 2 (odd k, stride 1), or a non-negative int."""
+    if padding == "valid":
+        return 0
+    if padding == "same":
+        if kernel_size % 2 == 0 or stride != 1:
+            raise ValueError('padding="same" needs an odd kernel size and stride 1; '
+                             "pass an integer padding instead")
+        return kernel_size // 2
+    if isinstance(padding, (int, np.integer)) and padding >= 0:
+        return int(padding)
+    raise ValueError(f'padding must be "valid", "same" or an int >= 0, got {padding!r}')
+
+
+class Conv2D(Layer):
+    """Square-kernel 2-D convolution over channels-last batches.
+
+    Input ``(N, H, W)`` (one channel, like the tutorial's images) or ``(N, H, W, C)``;
+    output ``(N, Ho, Wo, F)`` with ``Ho = (H - k + 2P) // S + 1``.
+    ``params["filters"]`` is ``(F, k, k)`` for one input channel, ``(F, k, k, C)`` otherwise;
+    ``params["biases"]`` is ``(F,)`` when ``bias=True``.
+    """
+
+    def __init__(self, num_filters, kernel_size, in_channels=1, stride=1, padding="valid",
+                 bias=True, init="he", dtype=np.float32, rng=None):
+        super().__init__()
+        if num_filters < 1 or kernel_size < 1 or in_channels < 1 or stride < 1:
+            raise ValueError(f"{type(self).__name__}: num_filters, kernel_size, in_channels and "
+                             "stride must all be >= 1")
+        self.num_filters, self.kernel_size = num_filters, kernel_size
+        self.in_channels, self.stride = in_channels, stride
+        self.padding_arg, self.init = padding, init
+        self.padding = resolve_padding(padding, kernel_size, stride)
+        self.dtype = check_dtype(dtype)
+        k, c = kernel_size, in_channels
+        shape = (num_filters, k, k) if c == 1 else (num_filters, k, k, c)
+        self.params["filters"] = init_weights(shape, k * k * c, k * k * num_filters, init, rng, self.dtype)
+        if bias:
+            self.params["biases"] = np.zeros(num_filters, self.dtype)
+        self._zero_grads()
+
+    def config(self):
+        return dict(num_filters=self.num_filters, kernel_size=self.kernel_size,
+                    in_channels=self.in_channels, stride=self.stride, padding=self.padding_arg,
+                    bias="biases" in self.params, init=self.init, dtype=self.dtype.name)
+
+    def _checked_input(self, x):
+        """``x`` as ``(N, H, W, C)`` in the layer's dtype, or a ValueError saying what's wrong."""
+        c = self.in_channels
+        expected = "(N, H, W) or (N, H, W, 1)" if c == 1 else f"(N, H, W, {c})"
+        x = as_array(self, x, (3, 4), expected)
+        if x.ndim == 3:
+            if c != 1:
+                raise shape_error(self, expected, x)
+            x = x[..., None]
+        if x.shape[3] != c:
+            raise shape_error(self, expected, x)
+        k, p = self.kernel_size, self.padding
+        if x.shape[1] + 2 * p < k or x.shape[2] + 2 * p < k:
+            raise ValueError(f"{type(self).__name__}: input of spatial size {x.shape[1]}x{x.shape[2]} "
+                             f"(padding {p}) is smaller than the {k}x{k} kernel")
+        return x.astype(self.dtype, copy=False)
+
+    def forward(self, x):
+        self.last_input = x
+        x = self._checked_input(x)
+        n, h, w, _ = x.shape
+        k, s, p = self.kernel_size, self.stride, self.padding
+        out_h, out_w = output_size(h, k, s, p), output_size(w, k, s, p)
+        x_padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
+        self.last_columns = im2col(x_padded, k, s, out_h, out_w)      # (N*Ho*Wo, k*k*C)
+        weights = self.params["filters"].reshape(self.num_filters, -1).T  # (k*k*C, F)
+        out = self.last_columns @ weights
+        if "biases" in self.params:
+            out += self.params["biases"]
+        self.last_padded_shape = x_padded.shape
+        return out.reshape(n, out_h, out_w, self.num_filters)
+
+    def backward(self, d_out):
+        """``d_out`` ``(N, Ho, Wo, F)`` -> gradient w.r.t. the input, shaped like it."""
+        n, out_h, out_w, f = d_out.shape
+        d_out2d = d_out.reshape(-1, f)
+        filters = self.params["filters"]
+        self.grads["filters"] = (self.last_columns.T @ d_out2d).T.reshape(filters.shape)
+        if "biases" in self.params:
+            self.grads["biases"] = d_out2d.sum(axis=0)
+        d_cols = d_out2d @ filters.reshape(f, -1)                      # (N*Ho*Wo, k*k*C)
+        d_padded = col2im(d_cols, self.last_padded_shape, self.kernel_size, self.stride, out_h, out_w)
+        p = self.padding
+        d_x = d_padded[:, p:d_padded.shape[1] - p, p:d_padded.shape[2] - p, :] if p else d_padded
+        return d_x.reshape(np.shape(self.last_input))
+
+
+class Conv3x3(Conv2D):
+    """The tutorial's convolution: ``num_filters`` 3x3 filters, stride 1.
+
+    ``(N, 28, 28) -> (N, 26, 26, num_filters)`` with ``padding="valid"``, or
+    ``(N, 28, 28, num_filters)`` with ``"same"``. Filters start as ``randn / 9`` like the
+    tutorial's (``init="tutorial"``) and, like the tutorial's, have no bias unless
+    ``bias=True``; use ``init="he"`` in deep ReLU networks.
+    """
+
+    def __init__(self, num_filters, in_channels=1, padding="valid", bias=False,
+                 init="tutorial", dtype=np.float32, rng=None):
+        super().__init__(num_filters, 3, in_channels=in_channels, stride=1, padding=padding,
+                         bias=bias, init=init, dtype=dtype, rng=rng)
+
+    def config(self):
+        cfg = super().config()
+        del cfg["kernel_size"], cfg["stride"]
+        return cfg

@@ -1,0 +1,145 @@
+"""The tutorial's layers, written the tutorial's way: one image at a time, explicit loops.
+
+These are the reference ("naive") twins of the vectorized layers in ``scratchcnn.layers``:
+same constructor arguments, same ``params``/``grads`` keys and shapes, same
+``forward``/``backward`` interface, so either can be plugged into a ``Network`` and their
+outputs compared. They are slow on purpose (about 13 ms per training image for the tutorial
+network) and meant to be read and stepped through in a debugger.
+
+Differences from the original tutorial, each to agree with the vectorized layers: batches
+(a loop over images), channels and padding for ``Conv3x3``, optional bias, an input gradient
+from every layer, gradients kept in ``grads`` instead of updating weights in ``backward``, and
+``MaxPool2`` routing a tied window's gradient to its first maximum only.
+"""
+import numpy as np
+
+from .layers.base import Layer, as_array, shape_error
+from .layers.conv import Conv3x3 as _VectorizedConv3x3
+from .layers.softmax import Softmax as _VectorizedSoftmax
+
+
+def iterate_regions(image, size, step):
+    """Yield ``(region, i, j)`` for every ``size`` x ``size`` region of an ``(h, w, ...)`` image,
+    taken every ``step`` pixels."""
+    h, w = image.shape[:2]
+    for i in range((h - size) // step + 1):
+        for j in range((w - size) // step + 1):
+            yield image[i * step:i * step + size, j * step:j * step + size], i, j
+
+
+class Conv3x3(_VectorizedConv3x3):
+    """Loop twin of ``scratchcnn.Conv3x3`` (it inherits only the constructor and the checks)."""
+
+    def forward(self, x):
+        self.last_input = x
+        x = self._checked_input(x)  # (N, H, W, C)
+        p = self.padding
+        self.last_padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+        n, h, w, c = self.last_padded.shape
+        filters = self.params["filters"].reshape(self.num_filters, 3, 3, c)
+        output = np.zeros((n, h - 2, w - 2, self.num_filters), self.dtype)
+        for b, image in enumerate(self.last_padded):
+            for region, i, j in iterate_regions(image, 3, 1):
+                for f in range(self.num_filters):
+                    output[b, i, j, f] = np.sum(region * filters[f])
+        if "biases" in self.params:
+            output += self.params["biases"]
+        return output
+
+    def backward(self, d_L_d_out):
+        filters = self.params["filters"].reshape(self.num_filters, 3, 3, -1)
+        d_L_d_filters = np.zeros(filters.shape, self.dtype)
+        d_L_d_padded = np.zeros(self.last_padded.shape, self.dtype)
+        for b, image in enumerate(self.last_padded):
+            for region, i, j in iterate_regions(image, 3, 1):
+                for f in range(self.num_filters):
+                    d_L_d_filters[f] += d_L_d_out[b, i, j, f] * region
+                    d_L_d_padded[b, i:i + 3, j:j + 3] += d_L_d_out[b, i, j, f] * filters[f]
+        self.grads["filters"] = d_L_d_filters.reshape(self.params["filters"].shape)
+        if "biases" in self.params:
+            self.grads["biases"] = d_L_d_out.sum(axis=(0, 1, 2))
+        p = self.padding
+        h, w = d_L_d_padded.shape[1:3]
+        return d_L_d_padded[:, p:h - p, p:w - p].reshape(np.shape(self.last_input))
+
+
+class MaxPool2(Layer):
+    """Loop twin of ``scratchcnn.MaxPool2``: ``(N, H, W, C) -> (N, H//2, W//2, C)``."""
+
+    def forward(self, x):
+        x = as_array(self, x, (4,), "(N, H, W, C) with H, W >= 2")
+        if x.shape[1] < 2 or x.shape[2] < 2:
+            raise shape_error(self, "(N, H, W, C) with H, W >= 2", x)
+        self.last_input = x
+        n, h, w, c = x.shape
+        output = np.zeros((n, h // 2, w // 2, c), x.dtype)
+        for b, image in enumerate(x):
+            for region, i, j in iterate_regions(image, 2, 2):
+                output[b, i, j] = np.amax(region, axis=(0, 1))
+        return output
+
+    def backward(self, d_L_d_out):
+        d_L_d_input = np.zeros(self.last_input.shape, d_L_d_out.dtype)
+        for b, image in enumerate(self.last_input):
+            for region, i, j in iterate_regions(image, 2, 2):
+                for c in range(region.shape[2]):
+                    # The first maximum in row-major order gets the whole gradient.
+                    i2, j2 = np.unravel_index(np.argmax(region[:, :, c]), (2, 2))
+                    d_L_d_input[b, i * 2 + i2, j * 2 + j2, c] = d_L_d_out[b, i, j, c]
+        return d_L_d_input
+
+
+class Softmax(_VectorizedSoftmax):
+    """Loop twin of ``scratchcnn.Softmax``: one image at a time, the tutorial's formulas."""
+
+    def forward(self, x):
+        x = as_array(self, x, range(2, 8), f"(N, ...) with {self.input_len} values per example")
+        if x[0].size != self.input_len:
+            raise ValueError(f"Softmax: expected input_len={self.input_len} values per example, "
+                             f"got input of shape {x.shape}")
+        self.last_input_shape = x.shape
+        self.last_input = x.reshape(len(x), -1).astype(self.dtype, copy=False)
+        self.last_totals = np.zeros((len(x), self.nodes), self.dtype)
+        output = np.zeros((len(x), self.nodes), self.dtype)
+        for b, flat in enumerate(self.last_input):
+            totals = np.dot(flat, self.params["weights"]) + self.params["biases"]
+            self.last_totals[b] = totals
+            exp = np.exp(totals - totals.max())  # minus the max: exp can't overflow
+            output[b] = exp / np.sum(exp, axis=0)
+        self.last_output = output
+        return output
+
+    def backward(self, d_L_d_out):
+        weights = self.params["weights"]
+        self.grads["weights"] = np.zeros_like(weights)
+        self.grads["biases"] = np.zeros_like(self.params["biases"])
+        d_L_d_inputs = np.zeros(self.last_input.shape, self.dtype)
+        for b, flat in enumerate(self.last_input):
+            t_exp = np.exp(self.last_totals[b] - self.last_totals[b].max())
+            S = np.sum(t_exp)
+            d_L_d_t = np.zeros(self.nodes, self.dtype)
+            for i, gradient in enumerate(d_L_d_out[b]):
+                if gradient == 0:
+                    continue
+                # Gradients of out[i] against the totals
+                d_out_d_t = -t_exp[i] * t_exp / (S ** 2)
+                d_out_d_t[i] = t_exp[i] * (S - t_exp[i]) / (S ** 2)
+                d_L_d_t += gradient * d_out_d_t
+            self.grads["weights"] += flat[:, np.newaxis] @ d_L_d_t[np.newaxis]
+            self.grads["biases"] += d_L_d_t
+            d_L_d_inputs[b] = weights @ d_L_d_t
+        return d_L_d_inputs.reshape(self.last_input_shape)
+
+    def backward_from_logits(self, d_totals):
+        """Not in the tutorial: given the gradient w.r.t. the totals, loop over images."""
+        self.grads["weights"] = np.zeros_like(self.params["weights"])
+        self.grads["biases"] = np.zeros_like(self.params["biases"])
+        d_L_d_inputs = np.zeros(self.last_input.shape, self.dtype)
+        for b, flat in enumerate(self.last_input):
+            self.grads["weights"] += flat[:, np.newaxis] @ d_totals[b][np.newaxis]
+            self.grads["biases"] += d_totals[b]
+            d_L_d_inputs[b] = self.params["weights"] @ d_totals[b]
+        return d_L_d_inputs.reshape(self.last_input_shape)
+
+
+__all__ = ["iterate_regions", "Conv3x3", "MaxPool2", "Softmax"]

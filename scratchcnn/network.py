@@ -1,0 +1,116 @@
+"""``Network``: a sequence of layers with a loss, trained by an optimizer.
+
+The wiring of the tutorial network, for example::
+
+    Network([Conv3x3(8),              # (N, 28, 28)     -> (N, 26, 26, 8)
+             MaxPool2(),              # (N, 26, 26, 8)  -> (N, 13, 13, 8)
+             Softmax(13 * 13 * 8, 10)])  # (N, 13, 13, 8) -> (N, 10)
+"""
+import numpy as np
+
+from .losses import check_labels, cross_entropy, softmax_cross_entropy
+
+
+class Network:
+    """Sequential network ending in a layer that outputs ``(N, num_classes)`` probabilities."""
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("Network: needs at least one layer")
+        self.outputs = []  # after forward: [input, output of layer 0, output of layer 1, ...]
+
+    cross_entropy = staticmethod(cross_entropy)
+
+    def __repr__(self):
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Network([\n  {inner}\n])"
+
+    def train(self):
+        """Training mode (dropout active)."""
+        for layer in self.layers:
+            layer.training = True
+        return self
+
+    def eval(self):
+        """Evaluation mode (dropout off)."""
+        for layer in self.layers:
+            layer.training = False
+        return self
+
+    def forward(self, x):
+        """``x`` ``(N, ...)`` -> probabilities ``(N, num_classes)``; keeps every layer's output
+        in ``self.outputs`` for inspection."""
+        self.outputs = [x]
+        for layer in self.layers:
+            x = layer.forward(x)
+            self.outputs.append(x)
+        return x
+
+    def backward(self, d_out):
+        """Gradient w.r.t. the network's output -> gradient w.r.t. its input; fills every
+        layer's ``grads``."""
+        for layer in reversed(self.layers):
+            d_out = layer.backward(d_out)
+        return d_out
+
+    def loss_and_gradients(self, x, labels):
+        """Forward, mean cross-entropy and backward on one batch. Returns ``(loss, probs)``.
+
+        When the last layer is a ``Softmax`` the fused gradient ``(probs - one_hot) / N`` is
+        fed straight to its logits (stable, and faster than going through ``d_probs``);
+        otherwise the general ``cross_entropy`` gradient goes through ``backward``.
+        """
+        check_finite(x)
+        probs = self.forward(x)
+        last = self.layers[-1]
+        if hasattr(last, "backward_from_logits"):
+            loss, d_logits = softmax_cross_entropy(last.last_totals, labels)
+            d_out = last.backward_from_logits(d_logits)
+            for layer in reversed(self.layers[:-1]):
+                d_out = layer.backward(d_out)
+        else:
+            loss, d_probs = cross_entropy(probs, labels)
+            self.backward(d_probs)
+        return loss, probs
+
+    def train_step(self, x, labels, optimizer):
+        """One minibatch of training. Returns ``(mean loss, number correct)``."""
+        loss, probs = self.loss_and_gradients(x, labels)
+        optimizer.step(self.layers)
+        return loss, int((probs.argmax(axis=1) == labels).sum())
+
+    def predict_proba(self, x, batch_size=1000):
+        """Probabilities ``(N, num_classes)`` in evaluation mode, ``batch_size`` at a time."""
+        mode = [layer.training for layer in self.layers]
+        self.eval()
+        try:
+            return np.concatenate([self.forward(x[i:i + batch_size])
+                                   for i in range(0, len(x), batch_size)])
+        finally:
+            for layer, training in zip(self.layers, mode):
+                layer.training = training
+
+    def predict(self, x, batch_size=1000):
+        """Predicted classes ``(N,)``."""
+        return self.predict_proba(x, batch_size).argmax(axis=1)
+
+    def evaluate(self, x, labels, batch_size=1000):
+        """``(mean cross-entropy, accuracy)`` over ``x`` ``(N, ...)`` and ``labels`` ``(N,)``."""
+        probs = self.predict_proba(x, batch_size)
+        loss, _ = cross_entropy(probs, labels)
+        return loss, float((probs.argmax(axis=1) == labels).mean())
+
+    def accuracy(self, x, labels, batch_size=1000):
+        """Fraction of ``x`` classified as ``labels``."""
+        labels = check_labels(labels, len(x), np.iinfo(np.int64).max)
+        return float((self.predict(x, batch_size) == labels).mean())
+
+
+def check_finite(x):
+    """Refuse NaN or infinite input, which would silently poison every weight it touches."""
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        bad = int(np.size(x) - np.isfinite(x).sum())
+        raise ValueError(f"Network: input contains {bad} NaN or infinite values; clean or "
+                         "normalise the data first")
