@@ -40,8 +40,7 @@ class Conv3x3(_VectorizedConv3x3):
         output = np.zeros((n, h - 2, w - 2, self.num_filters), self.dtype)
         for b, image in enumerate(self.last_padded):
             for region, i, j in iterate_regions(image, 3, 1):
-                for f in range(self.num_filters):
-                    output[b, i, j, f] = np.sum(region * filters[f])
+                output[b, i, j] = np.sum(region * filters, axis=(1, 2, 3))
         if "biases" in self.params:
             output += self.params["biases"]
         return output
@@ -54,7 +53,10 @@ class Conv3x3(_VectorizedConv3x3):
             for region, i, j in iterate_regions(image, 3, 1):
                 for f in range(self.num_filters):
                     d_L_d_filters[f] += d_L_d_out[b, i, j, f] * region
-                    d_L_d_padded[b, i:i + 3, j:j + 3] += d_L_d_out[b, i, j, f] * filters[f]
+            # Not in the tutorial (its conv is the first layer): the input gradient, each
+            # output pixel spreading its filter-weighted gradient over its 3x3 region.
+            for region, i, j in iterate_regions(image, 3, 1):
+                d_L_d_padded[b, i:i + 3, j:j + 3] += np.tensordot(d_L_d_out[b, i, j], filters, axes=1)
         self.grads["filters"] = d_L_d_filters.reshape(self.params["filters"].shape)
         if "biases" in self.params:
             self.grads["biases"] = d_L_d_out.sum(axis=(0, 1, 2))
