@@ -1,0 +1,66 @@
+"""Network: the fused loss path, learning a small problem, prediction helpers."""
+import numpy as np
+import pytest
+
+import scratchcnn as sc
+
+
+def tutorial_network(rng, dtype=np.float64, size=8):
+    out = (size - 2) // 2
+    return sc.Network([sc.Conv3x3(4, dtype=dtype, rng=rng), sc.MaxPool2(),
+                       sc.Softmax(out * out * 4, 3, dtype=dtype, rng=rng)])
+
+
+def test_fused_and_general_loss_paths_agree(rng):
+    net = tutorial_network(rng)
+    x = rng.standard_normal((5, 8, 8))
+    labels = rng.integers(0, 3, 5)
+    loss_fused, probs = net.loss_and_gradients(x, labels)
+    fused = [{k: g.copy() for k, g in layer.grads.items()} for layer in net.layers]
+    loss, d_probs = net.cross_entropy(net.forward(x), labels)
+    net.backward(d_probs)
+    assert loss == pytest.approx(loss_fused, rel=1e-12)
+    for layer, grads in zip(net.layers, fused):
+        for name in grads:
+            np.testing.assert_allclose(layer.grads[name], grads[name], rtol=1e-9, atol=1e-14)
+
+
+def test_cross_entropy_value_and_gradient():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    loss, d = sc.cross_entropy(probs, np.array([0, 2]))
+    assert loss == pytest.approx(-(np.log(0.7) + np.log(0.8)) / 2)
+    np.testing.assert_allclose(d, [[-1 / (2 * 0.7), 0, 0], [0, 0, -1 / (2 * 0.8)]])
+
+
+def make_stripes(rng, n):
+    """A separable synthetic task: which third of an 8x8 image holds a bright vertical bar."""
+    labels = rng.integers(0, 3, n)
+    x = rng.normal(0, 0.1, (n, 8, 8))
+    for i, label in enumerate(labels):
+        column = 1 + 2 * label + rng.integers(0, 2)
+        x[i, :, column] += 1.0
+    return x.astype(np.float32), labels
+
+
+@pytest.mark.parametrize("optimizer", [sc.SGD(0.5), sc.Momentum(0.05), sc.Adam(0.01)])
+def test_network_learns_a_separable_problem(rng, optimizer):
+    net = tutorial_network(rng, np.float32)
+    x, labels = make_stripes(rng, 300)
+    test_x, test_labels = make_stripes(rng, 200)
+    loss_before, acc_before = net.evaluate(test_x, test_labels)
+    for epoch in range(8):
+        for i in range(0, 300, 20):
+            net.train_step(x[i:i + 20], labels[i:i + 20], optimizer)
+    loss_after, acc_after = net.evaluate(test_x, test_labels)
+    assert loss_after < loss_before / 3
+    assert acc_before < 0.6 and acc_after > 0.95
+    assert net.accuracy(test_x, test_labels) == pytest.approx(acc_after)
+    assert net.predict(test_x[:7]).shape == (7,)
+
+
+def test_eval_mode_turns_dropout_off_and_predict_restores_mode(rng):
+    net = sc.Network([sc.Flatten(), sc.Dropout(0.5, rng=rng), sc.Softmax(4, 2, rng=rng)])
+    x = rng.random((6, 2, 2), dtype=np.float32)
+    first = net.predict_proba(x)
+    np.testing.assert_array_equal(first, net.predict_proba(x))  # deterministic in evaluation
+    assert net.layers[1].training  # predict_proba put the network back in training mode
