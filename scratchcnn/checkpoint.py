@@ -1,0 +1,157 @@
+"""Checkpoints: a whole training state in one ``.npz`` file, with no pickle inside.
+
+Layout of the archive (every entry a plain array, so ``np.load(path, allow_pickle=False)``
+reads it):
+
+* ``meta``: a JSON string (0-d unicode array) with ``format``, ``version``, ``architecture``
+  (a list of ``{"type", "config"}``), the optimizer's name and hyperparameters, and anything
+  the caller adds (model name, epoch, metrics, random-generator states, ...);
+* ``param/<layer index>.<name>``: every parameter;
+* ``optim/<key>``: the optimizer's state (velocities, Adam moments and step);
+* ``digest``: SHA-256 over ``meta`` and every array, checked on load, so a damaged file is
+  refused rather than silently trained on.
+
+Files are written atomically (a temporary file in the same folder, then a rename), so an
+interrupted save leaves the previous checkpoint intact.
+"""
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import layers as layer_module
+from . import loops
+from .network import Network
+from .optim import OPTIMIZERS
+
+FORMAT = "scratchcnn-checkpoint"
+VERSION = 1
+
+# Layer classes a checkpoint may name: vectorized ones by name, loop twins as "loops.<name>".
+LAYER_TYPES = {name: getattr(layer_module, name) for name in layer_module.__all__ if name != "Layer"}
+LAYER_TYPES.update({f"loops.{name}": getattr(loops, name) for name in ("Conv3x3", "MaxPool2", "Softmax")})
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that can't be used: missing, damaged, not ours, or for another network."""
+
+
+def layer_type_name(layer):
+    name = type(layer).__name__
+    return f"loops.{name}" if type(layer).__module__ == loops.__name__ else name
+
+
+def architecture_of(network):
+    """``[{"type": "Conv3x3", "config": {...}}, ...]``: enough to rebuild the network's layers."""
+    return [{"type": layer_type_name(layer), "config": layer.config()} for layer in network.layers]
+
+
+def build_network(architecture):
+    """A network with freshly initialised layers, from ``architecture_of``'s description."""
+    built = []
+    for entry in architecture:
+        cls = LAYER_TYPES.get(entry.get("type"))
+        if cls is None:
+            raise CheckpointError(f"unknown layer type {entry.get('type')!r} in checkpoint")
+        built.append(cls(**entry.get("config", {})))
+    return Network(built)
+
+
+def _digest(meta_json, arrays):
+    h = hashlib.sha256(meta_json.encode())
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(key.encode())
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save_checkpoint(path, network, optimizer=None, **meta):
+    """Write ``network`` (and ``optimizer``'s state, and JSON-able ``meta``) to ``path`` atomically."""
+    meta = dict(meta, format=FORMAT, version=VERSION, architecture=architecture_of(network))
+    meta["dropout_rng_states"] = {str(i): layer.rng.bit_generator.state
+                                  for i, layer in enumerate(network.layers) if hasattr(layer, "rng")}
+    arrays = {f"param/{i}.{name}": p for i, layer in enumerate(network.layers)
+              for name, p in layer.params.items()}
+    if optimizer is not None:
+        meta["optimizer"] = {"name": type(optimizer).__name__.lower(),
+                             "hyperparameters": optimizer.hyperparameters()}
+        arrays.update({f"optim/{key}": np.asarray(v) for key, v in optimizer.state_dict().items()})
+    meta_json = json.dumps(meta)
+    arrays["digest"] = np.array(_digest(meta_json, arrays))
+    arrays["meta"] = np.array(meta_json)
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class Checkpoint:
+    """What ``load_checkpoint`` returns: ``network`` (parameters loaded), ``meta`` (dict),
+    ``optimizer_state`` (dict of arrays) and ``make_optimizer()``."""
+
+    def __init__(self, network, meta, optimizer_state):
+        self.network, self.meta, self.optimizer_state = network, meta, optimizer_state
+
+    def make_optimizer(self):
+        """The saved optimizer with its state restored, or None if none was saved."""
+        saved = self.meta.get("optimizer")
+        if saved is None:
+            return None
+        optimizer = OPTIMIZERS[saved["name"]](**saved["hyperparameters"])
+        optimizer.load_state_dict(self.optimizer_state)
+        return optimizer
+
+
+def load_checkpoint(path):
+    """Read and verify a checkpoint; raises ``CheckpointError`` saying what is wrong."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise CheckpointError(f"{path!r} is not a readable scratchcnn checkpoint "
+                              f"(damaged, truncated or another kind of file: {e})") from None
+    try:
+        meta_json = str(arrays.pop("meta"))
+        meta = json.loads(meta_json)
+        stored_digest = str(arrays.pop("digest"))
+    except (KeyError, ValueError):
+        raise CheckpointError(f"{path!r} is a .npz file but not a scratchcnn checkpoint") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path!r} is a .npz file but not a scratchcnn checkpoint")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"{path!r} has checkpoint version {meta.get('version')}, "
+                              f"this scratchcnn reads version {VERSION}")
+    if _digest(meta_json, arrays) != stored_digest:
+        raise CheckpointError(f"{path!r} is damaged: its contents don't match the digest "
+                              "written with them")
+    try:
+        network = build_network(meta["architecture"])
+        for i, layer in enumerate(network.layers):
+            for name, param in layer.params.items():
+                saved = arrays[f"param/{i}.{name}"]
+                if saved.shape != param.shape:
+                    raise CheckpointError(f"{path!r}: parameter {i}.{name} has shape {saved.shape}, "
+                                          f"the architecture needs {param.shape}")
+                param[...] = saved
+        for i, state in meta.get("dropout_rng_states", {}).items():
+            network.layers[int(i)].rng.bit_generator.state = state
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{path!r}: checkpoint is incomplete ({e} missing or malformed)") from None
+    optimizer_state = {key[len("optim/"):]: a for key, a in arrays.items() if key.startswith("optim/")}
+    return Checkpoint(network, meta, optimizer_state)
