@@ -1,0 +1,145 @@
+"""What the benchmark scripts share: timing, the machine description, tables, JSON, plots.
+
+Each script calls ``setup(use)`` first: it applies the BLAS-thread and allocator settings of
+``scratchcnn.threads`` (before any timed NumPy work) and returns them for the report header.
+"""
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout even without `pip install -e .`
+
+from scratchcnn.threads import configure  # noqa: E402  (imports NumPy; configure() handles that)
+
+
+def setup(use="benchmark"):
+    return configure(use)
+
+
+def time_call(fn, repeats=7, min_time=0.05, warmup=2, max_calls=None):
+    """Seconds per call of ``fn()``: ``(median, spread)`` over ``repeats`` timings.
+
+    Each timing runs ``fn`` enough times to last ``min_time`` (so timer resolution and one-off
+    hiccups don't matter); spread is (max - min) / 2 of the repeats, a conservative error bar.
+    """
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - start, 1e-7)
+    calls = max(1, int(min_time / one))
+    if max_calls:
+        calls = min(calls, max_calls)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        samples.append((time.perf_counter() - start) / calls)
+    return statistics.median(samples), (max(samples) - min(samples)) / 2
+
+
+def peak_rss_mib():
+    """Peak resident memory of this process so far, in MiB (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_average():
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (float("nan"),) * 3
+
+
+def machine():
+    """CPU, cores, Python, NumPy and its BLAS, and the thread settings in force."""
+    import numpy as np
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    blas = "unknown"
+    try:
+        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{info.get('name')} {info.get('version')}"
+    except Exception:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas,
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "load_average": [round(v, 2) for v in load_average()],
+    }
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def markdown_table(headers, rows):
+    """Rows of values -> a markdown table (floats formatted by the caller)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt(seconds_per_image):
+    """A time per image in the unit that reads best."""
+    us = seconds_per_image * 1e6
+    if us >= 1000:
+        return f"{us / 1000:.2f} ms"
+    return f"{us:.1f} us" if us >= 10 else f"{us:.2f} us"
+
+
+def header(title, settings):
+    m = machine()
+    return (f"## {title}\n\n{m['cpu']}, {m['cores']} cores; Python {m['python']}, NumPy {m['numpy']} "
+            f"({m['blas']}); BLAS threads {settings['blas_threads']}, allocator tuning "
+            f"{'on' if settings['malloc_tuned'] else 'off'}; load average at start "
+            f"{m['load_average'][0]:.2f}; commit {git_commit()}\n")
+
+
+def write_json(path, payload):
+    if path:
+        payload = {"machine": machine(), "commit": git_commit(), **payload}
+        with open(path, "w") as f:
+            json.dump(payload, f, indent=1)
+        print(f"\nwrote {path}")
+
+
+def pyplot():
+    """matplotlib's pyplot with a non-interactive backend (the scripts only write files)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def common_arguments(parser):
+    parser.add_argument("--quick", action="store_true", help="a run of a few seconds (smoke test)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--plot", metavar="PATH", help="also write a PNG plot")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the printed tables to a file")
+    return parser
+
+
+def emit(text, args):
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
