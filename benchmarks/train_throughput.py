@@ -37,7 +37,7 @@ def child(spec):
     name, rounds, min_time = spec["network"], spec["rounds"], spec["min_time"]
     defaults = TRAINING_DEFAULTS[name]
     rng = np.random.default_rng(0)
-    pool = max(spec["batches"]) * 4
+    pool = max(max(spec["batches"]) * 4, 64 if spec["quick"] else 1024)
     images = (rng.random((pool, 28, 28), dtype=np.float32) - 0.5)
     labels = rng.integers(0, 10, pool)
 
@@ -89,7 +89,17 @@ def child(spec):
             row[f"{impl}_img_s"] = 1 / times[len(times) // 2]
             row[f"{impl}_spread"] = (1 / times[0] - 1 / times[-1]) / 2
         results.append(row)
-    print(json.dumps({"results": results, "torch_note": torch_note, "settings": settings}))
+    # Inference: predictions for a block of images in evaluation mode (forward only).
+    net, block = build_model(name, seed=0), min(pool, 1024 if not spec["quick"] else 64)
+    net.predict(images[:block], batch_size=block)
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < rounds * min_time:
+        net.predict(images[:block], batch_size=block)
+        calls += 1
+    inference = {"network": name, "threads": settings["blas_threads"], "batch": block,
+                 "img_s": calls * block / (time.perf_counter() - start)}
+    print(json.dumps({"results": results, "inference": inference, "torch_note": torch_note,
+                      "settings": settings}))
 
 
 def torch_runner(torch, name, defaults, images, labels, batch):
@@ -130,7 +140,7 @@ def torch_runner(torch, name, defaults, images, labels, batch):
 # Parent: one child per (network, threads), then the table.
 
 def run_child(network, threads, batches, args):
-    spec = {"network": network, "batches": batches, "torch": not args.no_torch,
+    spec = {"network": network, "batches": batches, "torch": not args.no_torch, "quick": args.quick,
             "rounds": 2 if args.quick else 7, "min_time": 0.005 if args.quick else 0.25}
     env = dict(os.environ, SCRATCHCNN_BLAS_THREADS=str(threads))
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -195,20 +205,25 @@ def main():
     parser.add_argument("--no-torch", action="store_true", help="don't compare with PyTorch")
     args = parser.parse_args()
     settings = setup("benchmark")
-    results, notes = [], set()
+    results, inference, notes = [], [], set()
     for network in args.networks.split(","):
         batches = (QUICK_BATCHES if args.quick else BATCHES)[network]
         for threads in [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]:
             out = run_child(network, threads, batches, args)
             results += out["results"]
+            inference.append(out["inference"])
             if out["torch_note"]:
                 notes.add(out["torch_note"])
     if args.no_torch:
         notes.add("skipped the PyTorch comparison (--no-torch)")
     text = header("Training throughput", settings) + "\n" + table(results)
+    text += "\n\nInference (forward only, evaluation mode, one block of images):\n\n" + markdown_table(
+        ["network", "block", "BLAS threads", "scratchcnn img/s"],
+        [[r["network"], r["batch"], r["threads"], f"{r['img_s']:,.0f}"] for r in inference])
     text += "".join(f"\n\nNote: {n}." for n in sorted(notes))
     emit(text, args)
-    write_json(args.json, {"settings": settings, "results": results, "notes": sorted(notes)})
+    write_json(args.json, {"settings": settings, "results": results, "inference": inference,
+                           "notes": sorted(notes)})
     if args.plot:
         plot(results, args.plot)
 
