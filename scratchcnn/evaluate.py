@@ -1,0 +1,117 @@
+"""``python -m scratchcnn.evaluate --model PATH``: test a saved network on the MNIST test set.
+
+Prints the test loss and accuracy, the accuracy of each digit and the confusion matrix, and
+with ``--confusion PNG`` draws the matrix. ``main([...])`` returns an exit code.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import MNIST_FILES, MnistUnavailableError, first_n, load_mnist, normalize
+from .training import evaluate
+
+TEST_SET_SIZE = MNIST_FILES["test_labels"].shape[0]
+
+
+def confusion_matrix(labels, predicted, num_classes=10):
+    """``(num_classes, num_classes)`` counts: row = true digit, column = predicted digit."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (labels, predicted), 1)  # 10,000 pairs once: not a hot path
+    return matrix
+
+
+def format_confusion(matrix):
+    """The matrix as text, true digits down, predictions across."""
+    width = max(4, len(str(matrix.max())) + 1)
+    lines = ["true \\ predicted " + "".join(f"{d:>{width}}" for d in range(len(matrix)))]
+    for digit, row in enumerate(matrix):
+        lines.append(f"{digit:>16} " + "".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)
+
+
+def plot_confusion(matrix, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 5.4))
+    # Log-like colour scale via the off-diagonal share, so the few mistakes stay visible.
+    shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    image = axis.imshow(np.sqrt(shown), cmap="Blues")
+    for i in range(len(matrix)):
+        for j in range(len(matrix)):
+            if matrix[i, j]:
+                axis.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                          color="white" if shown[i, j] > 0.5 else "black")
+    axis.set_xticks(range(10))
+    axis.set_yticks(range(10))
+    axis.set_xlabel("predicted digit")
+    axis.set_ylabel("true digit")
+    axis.set_title(title)
+    figure.colorbar(image, ax=axis, label="sqrt(share of the true digit)")
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m scratchcnn.evaluate",
+                                     description="Test a checkpoint saved by scratchcnn.train on MNIST.")
+    parser.add_argument("--model", required=True, metavar="PATH", help="checkpoint (.npz) to test")
+    parser.add_argument("--test-size", type=int, choices=None, metavar="N",
+                        help=f"use the first N test images (default all {TEST_SET_SIZE:,})")
+    parser.add_argument("--data-dir", help="MNIST folder (default $SCRATCHCNN_DATA or the user cache)")
+    parser.add_argument("--confusion", metavar="PNG", help="also draw the confusion matrix to this PNG")
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code (0 done, 1 error, 2 bad option)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.test_size is not None and not 1 <= args.test_size <= TEST_SET_SIZE:
+            parser.error(f"--test-size: {args.test_size} is not from 1 to {TEST_SET_SIZE:,}")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        checkpoint = load_checkpoint(args.model)
+        _, _, test_x, test_y = load_mnist(args.data_dir)
+    except (CheckpointError, MnistUnavailableError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.test_size:
+        test_x, test_y = first_n(test_x, test_y, args.test_size)
+    network, meta = checkpoint.network, checkpoint.meta
+    dtype = network.layers[-1].params["weights"].dtype if network.layers[-1].params else np.float32
+    x, labels = normalize(test_x, dtype), test_y.astype(np.int64)
+
+    loss, accuracy = evaluate(network, x, labels)
+    predicted = network.predict(x, batch_size=500)
+    matrix = confusion_matrix(labels, predicted)
+    name = meta.get("model", "network")
+    print(f"{args.model}: {name}" + (f", trained {meta['epoch']} epochs" if "epoch" in meta else ""))
+    print(f"Test Loss: {loss:.4f} | Test Accuracy: {accuracy:.2%} ({int(np.trace(matrix)):,} of {len(labels):,})")
+    print("Per-class accuracy:")
+    for digit in range(10):
+        total = matrix[digit].sum()
+        share = f"{matrix[digit, digit] / total:.2%}" if total else "-"
+        print(f"  {digit}: {share:>7} of {total:,}")
+    print("Confusion matrix:")
+    print(format_confusion(matrix))
+    if args.confusion:
+        try:
+            plot_confusion(matrix, args.confusion, f"scratchcnn {name}: {accuracy:.2%} on {len(labels):,}")
+        except OSError as e:
+            print(f"error: can't write {args.confusion!r}: {e}", file=sys.stderr)
+            return 1
+        print(f"Wrote {args.confusion}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

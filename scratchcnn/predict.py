@@ -1,0 +1,68 @@
+"""``python -m scratchcnn.predict --model PATH IMAGE.png [...]``: read digits from pictures.
+
+Each image (PNG or anything Pillow reads; grayscale or colour, any size, dark ink on light
+paper or light on dark) goes through ``scratchcnn.imaging.to_mnist``, which makes it look like
+an MNIST digit (28x28, light on dark, digit in a 20x20 box centred by mass), then through
+the network. ``main([...])`` returns an exit code (1 if any image could not be read).
+"""
+import argparse
+import sys
+
+import numpy as np
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import normalize
+from .imaging import ImageError, load_image, to_mnist
+
+
+def predict_images(network, paths, dtype=np.float32):
+    """For each path: ``(path, probabilities (10,), None)`` or ``(path, None, error message)``."""
+    results = []
+    for path in paths:
+        try:
+            digit = to_mnist(load_image(path))                       # (28, 28) uint8
+        except ImageError as e:
+            results.append((path, None, str(e)))
+            continue
+        probs = network.predict_proba(normalize(digit[None], dtype))[0]  # (10,)
+        results.append((path, probs, None))
+    return results
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m scratchcnn.predict",
+                                     description="Predict the digit in each image with a saved network.")
+    parser.add_argument("--model", required=True, metavar="PATH", help="checkpoint (.npz) from scratchcnn.train")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="picture(s) of one digit each")
+    parser.add_argument("--top", type=int, default=3, choices=range(1, 11), metavar="K",
+                        help="how many of the most likely digits to show (1-10, default 3)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        checkpoint = load_checkpoint(args.model)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    network = checkpoint.network
+    dtype = next((p.dtype for layer in network.layers for p in layer.params.values()), np.float32)
+    failed = 0
+    for path, probs, error in predict_images(network, args.images, dtype):
+        if error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        order = np.argsort(probs)[::-1][:args.top]
+        top = ", ".join(f"{d}: {probs[d]:.1%}" for d in order)
+        print(f"{path}: {order[0]}  ({top})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""``python -m scratchcnn.train``: train a network on MNIST and test it.
+
+    python -m scratchcnn.train                       # the tutorial network, 3 epochs, ~98% in seconds
+    python -m scratchcnn.train --model classic       # the deeper network, > 99.2%
+    python -m scratchcnn.train --train-size 1000 --test-size 1000 --loop   # the tutorial's way
+
+This module is the command line only: parsing and checking options, loading the data,
+building or resuming the run, and writing checkpoints, metrics and plots. The training loop
+itself is ``scratchcnn.training.Trainer``. Other code may call ``main([...])``; it returns an
+exit code (0 done, 1 error, 2 bad option, 130 interrupted) instead of exiting.
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from .checkpoint import CheckpointError, architecture_of, load_checkpoint, save_checkpoint
+from .data import MNIST_FILES, MnistUnavailableError, first_n, load_mnist, normalize, train_val_split
+from .models import MODEL_NAMES, TRAINING_DEFAULTS, build_model
+from .optim import OPTIMIZERS
+from .training import ConsoleReport, Trainer, TrainingDiverged, TrainingStopped, evaluate, format_epoch
+
+TRAIN_SET_SIZE = MNIST_FILES["train_labels"].shape[0]   # 60,000
+TEST_SET_SIZE = MNIST_FILES["test_labels"].shape[0]     # 10,000
+# Measured for the loop twins of the seed network (batch 32, float32, numpy 2.4, one core of
+# a 2-core machine): forward + backward + update per training image.
+LOOP_MS_PER_IMAGE = 75
+
+# Options that define a run; a resumed run takes them from its checkpoint.
+RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "lr_decay", "shift", "seed", "dtype",
+               "train_size", "val_size", "loop")
+
+
+# ---------------------------------------------------------------------- options
+
+def _number(kind, low=None, high=None, low_open=False, what=""):
+    """An argparse type: ``kind`` (int/float) within bounds, with a message saying which."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not np.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) \
+                or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is not {what}")
+        return value
+    return parse
+
+
+def build_parser():
+    defaults = "; ".join(f"{name}: {d['epochs']} epochs, batch {d['batch_size']}, {d['optimizer']} "
+                         f"lr {d['lr']:g}" + (f" x{d['lr_decay']:g}/epoch" if d["lr_decay"] != 1 else "")
+                         for name, d in TRAINING_DEFAULTS.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m scratchcnn.train",
+        description="Train a from-scratch NumPy network on MNIST, then test it on the test set.",
+        epilog=f"Defaults per model ({defaults}). A user should not need to tune them. "
+               "Ctrl-C stops cleanly after the current step (and saves with --save).")
+    model = parser.add_argument_group("what to train")
+    model.add_argument("--model", choices=MODEL_NAMES, default=None,
+                       help="seed: the tutorial's Conv3x3(8) -> MaxPool2 -> Softmax (default); "
+                            "classic: conv-relu-conv-relu-pool-conv-relu-pool-dense; "
+                            "mlp: 784-512-512-10 with dropout")
+    model.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                       help="parameter and input precision (default float32, faster)")
+    model.add_argument("--loop", action="store_true", default=None,
+                       help=f"seed model only: use the tutorial's per-image loop layers "
+                            f"(scratchcnn.loops) to compare; slow, about {LOOP_MS_PER_IMAGE} ms "
+                            "per training image (hours for all 60,000)")
+
+    how = parser.add_argument_group("how to train (defaults depend on --model)")
+    how.add_argument("--epochs", type=_number(int, 0, what="an epoch count >= 0"),
+                     help="total epochs (with --resume, including those already done)")
+    how.add_argument("--batch-size", type=_number(int, 1, what="a batch size >= 1"))
+    how.add_argument("--lr", type=_number(float, 0, low_open=True, what="a learning rate > 0"),
+                     help="learning rate")
+    how.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
+    how.add_argument("--lr-decay", type=_number(float, 0, 1, low_open=True, what="a factor in (0, 1]"),
+                     help="multiply the learning rate by this after every epoch")
+    how.add_argument("--shift", type=_number(int, 0, 4, what="a pixel count from 0 to 4"),
+                     help="augment: move training images by up to this many pixels")
+    how.add_argument("--seed", type=_number(int, 0, what="a seed >= 0"),
+                     help="seed for the initial weights, shuffling and dropout (default 0)")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--train-size", type=_number(int, 1, TRAIN_SET_SIZE, what=f"from 1 to {TRAIN_SET_SIZE:,}"),
+                      help=f"train on the first N training images (default all {TRAIN_SET_SIZE:,})")
+    data.add_argument("--test-size", type=_number(int, 1, TEST_SET_SIZE, what=f"from 1 to {TEST_SET_SIZE:,}"),
+                      help=f"test on the first N test images (default all {TEST_SET_SIZE:,})")
+    data.add_argument("--val-size", type=_number(int, 0, TRAIN_SET_SIZE - 1, what=f"from 0 to {TRAIN_SET_SIZE - 1:,}"),
+                      help="hold out N random training images to validate on after each epoch "
+                           "(default 0: train on all of them and report the test set each epoch)")
+    data.add_argument("--data-dir", help="MNIST folder (default $SCRATCHCNN_DATA or the user cache)")
+
+    files = parser.add_argument_group("files")
+    files.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) after every epoch")
+    files.add_argument("--resume", metavar="PATH",
+                       help="continue the run saved in this checkpoint (and keep saving to it "
+                            "unless --save says otherwise)")
+    files.add_argument("--metrics", metavar="PATH", help="write the per-epoch and test metrics as JSON")
+    files.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves as a PNG")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--log-every", type=_number(int, 0, what="a step count >= 0"), default=0,
+                     help="print the tutorial's 'Past N steps' line every N steps (default: "
+                          "5-10 times per epoch)")
+    out.add_argument("--quiet", action="store_true", help="print only the epoch summaries and the test result")
+    return parser
+
+
+def parse_args(argv=None):
+    """Parsed options; refuses (through argparse, exit code 2) combinations that can't work."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.loop and args.model not in (None, "seed"):
+        parser.error("--loop: loop layers exist only for the seed model")
+    if args.train_size and args.val_size and args.train_size + args.val_size > TRAIN_SET_SIZE:
+        parser.error(f"--train-size {args.train_size:,} plus --val-size {args.val_size:,} is more "
+                     f"than the {TRAIN_SET_SIZE:,} training images")
+    args.parser = parser
+    return args
+
+
+def run_settings(args):
+    """The run's settings: the model's defaults, overridden by the options given."""
+    model = args.model or "seed"
+    settings = dict(model=model, seed=0, dtype="float32", train_size=None, val_size=0, loop=False,
+                    test_size=None, **TRAINING_DEFAULTS[model])
+    settings.update({key: value for key, value in vars(args).items()
+                     if key in settings and value is not None})
+    return settings
+
+
+# ---------------------------------------------------------------------- the run
+
+class Run:
+    """One training run: its settings, data, network, optimizer and trainer."""
+
+    def __init__(self, args):
+        self.args = args
+        self.checkpoint_path = args.save or args.resume
+        self.started = time.time()
+
+    def prepare(self):
+        """Build a fresh run or restore one from ``--resume``; raises CheckpointError."""
+        args = self.args
+        if args.resume:
+            checkpoint = load_checkpoint(args.resume)
+            self.settings = self._settings_from(checkpoint)
+            network, optimizer = checkpoint.network, checkpoint.make_optimizer()
+        else:
+            self.settings = s = run_settings(args)
+            network = build_model(s["model"], np.dtype(s["dtype"]), s["seed"], loop=s["loop"])
+            optimizer = OPTIMIZERS[s["optimizer"]](s["lr"])
+        s = self.settings
+        s["test_size"] = args.test_size or s.get("test_size")
+        if args.resume and args.epochs is None:
+            s["epochs"] = checkpoint.meta.get("epochs", s["epochs"])
+        elif args.epochs is not None:
+            s["epochs"] = args.epochs
+        self.load_data()
+        self.validate_on_test = not s["val_size"]
+        self.report = ConsoleReport(quiet=args.quiet, val_name="test" if self.validate_on_test else "val")
+        optimizer.lr = s["lr"]  # the trainer sets each epoch's decayed rate from this one
+        self.trainer = Trainer(network, optimizer, self.train_x, self.train_y,
+                               batch_size=s["batch_size"], seed=s["seed"], lr_decay=s["lr_decay"],
+                               shift=s["shift"], val=self.val, report=self.report,
+                               log_every=args.log_every)
+        if args.resume:
+            self.trainer.load_state_dict(checkpoint.meta["trainer"])
+
+    def _settings_from(self, checkpoint):
+        """The checkpoint's run settings, after checking it is a training run of ours and that
+        no option given contradicts it."""
+        path, meta = self.args.resume, checkpoint.meta
+        if "trainer" not in meta or "hyperparameters" not in meta or meta.get("model") not in MODEL_NAMES:
+            raise CheckpointError(f"{path!r} is a scratchcnn checkpoint but not one saved by "
+                                  "scratchcnn.train, so it can't be resumed")
+        settings = dict(meta["hyperparameters"])
+        given = {key: value for key, value in vars(self.args).items()
+                 if key in RUN_OPTIONS and value is not None}
+        if "model" in given and given["model"] != settings["model"]:
+            raise CheckpointError(f"{path!r} holds a {settings['model']!r} network, another "
+                                  f"architecture than --model {given['model']}")
+        expected = build_model(settings["model"], np.dtype(settings["dtype"]), loop=settings["loop"])
+        if architecture_of(expected) != meta["architecture"]:
+            raise CheckpointError(f"{path!r}: its architecture is not the one this scratchcnn "
+                                  f"builds for {settings['model']!r}, so it can't be resumed")
+        clashes = [f"--{key.replace('_', '-')} {value} (checkpoint: {settings.get(key)})"
+                   for key, value in given.items() if settings.get(key) != value]
+        if clashes:
+            raise CheckpointError("a resumed run keeps its settings; these options differ from "
+                                  f"{path!r}: {', '.join(clashes)}")
+        return settings
+
+    def load_data(self):
+        s = self.settings
+        dtype = np.dtype(s["dtype"])
+        train_x, train_y, test_x, test_y = load_mnist(self.args.data_dir)
+        train_y, test_y = train_y.astype(np.int64), test_y.astype(np.int64)
+        self.val = None
+        if s["val_size"]:
+            train_x, train_y, val_x, val_y = train_val_split(train_x, train_y, s["val_size"], s["seed"])
+            self.val = (normalize(val_x, dtype), val_y)
+        if s["train_size"]:
+            train_x, train_y = first_n(train_x, train_y, min(s["train_size"], len(train_y)))
+        if s["test_size"]:
+            test_x, test_y = first_n(test_x, test_y, min(s["test_size"], len(test_y)))
+        self.train_x, self.train_y = normalize(train_x, dtype), train_y
+        self.test_x, self.test_y = normalize(test_x, dtype), test_y
+        if self.val is None:
+            self.val = (self.test_x, self.test_y)  # reported per epoch as "test"
+
+    def describe(self):
+        s, t = self.settings, self.trainer
+        layers = " -> ".join(type(layer).__name__ for layer in t.network.layers)
+        lines = [f"Model {s['model']}{' (loop layers)' if s['loop'] else ''}: {layers}",
+                 f"Data: train {len(self.train_y):,}, " +
+                 (f"test {len(self.test_y):,} (also reported after every epoch)" if self.validate_on_test
+                  else f"validation {len(self.val[1]):,}, test {len(self.test_y):,}"),
+                 f"Training: {s['epochs']} epochs, batch {s['batch_size']}, {s['optimizer']} lr {s['lr']:g}"
+                 + (f" x{s['lr_decay']:g} per epoch" if s["lr_decay"] != 1 else "")
+                 + (f", shifts up to {s['shift']} px" if s["shift"] else "") + f", seed {s['seed']}"]
+        if t.epoch or t.step:
+            lines.append(f"Resuming after epoch {t.epoch}" + (f", step {t.step}" if t.step else ""))
+        return "\n".join(lines)
+
+    def metrics(self, status, test=None):
+        t, s = self.trainer, self.settings
+        return dict(model=s["model"], status=status, hyperparameters=s, epochs=t.history,
+                    partial_epoch=t.partial_epoch(),
+                    test_loss=test[0] if test else None, test_accuracy=test[1] if test else None,
+                    train_seconds=t.train_seconds, train_size=len(self.train_y),
+                    val_size=s["val_size"], test_size=len(self.test_y),
+                    validation="test set" if self.validate_on_test else "held-out training images",
+                    steps=t.step_log, numpy_version=np.__version__)
+
+    def save(self, status):
+        """Checkpoint the run (atomically) to ``--save`` / the resumed file."""
+        if not self.checkpoint_path:
+            return
+        t = self.trainer
+        save_checkpoint(self.checkpoint_path, t.network, t.optimizer, model=self.settings["model"],
+                        epoch=t.epoch, epochs=self.settings["epochs"],
+                        hyperparameters=self.settings, metrics=self.metrics(status),
+                        trainer=t.state_dict())
+
+    def fit(self):
+        """Train epoch by epoch, saving after each; returns when done."""
+        self.trainer.fit(self.settings["epochs"], on_epoch_end=lambda trainer: self.save("training"))
+
+    def test(self):
+        """``(loss, accuracy)`` on the test set (reusing the last epoch's if it was the test set)."""
+        last = self.trainer.history[-1] if self.trainer.history else None
+        if self.validate_on_test and last and self.trained_this_run and last["val_loss"] is not None:
+            return last["val_loss"], last["val_accuracy"]
+        return evaluate(self.trainer.network, self.test_x, self.test_y)
+
+    def write_outputs(self, status, test=None):
+        metrics = self.metrics(status, test)
+        if self.args.metrics:
+            write_json(self.args.metrics, metrics)
+        if self.args.plot and (metrics["epochs"] or metrics["steps"]):
+            from .training import plot_curves
+            plot_curves(metrics, self.args.plot)
+
+
+def write_json(path, data):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+class StopOnCtrlC:
+    """First Ctrl-C: ask the trainer to stop after the current step (weights stay consistent).
+    A second one interrupts at once. Only in the main thread (signals can't be set elsewhere)."""
+
+    def __init__(self, trainer, stream):
+        self.trainer, self.stream, self.previous = trainer, stream, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.trainer.stop_requested:
+            raise KeyboardInterrupt
+        self.trainer.stop_requested = True
+        print("\nStopping after this step (Ctrl-C again to quit at once)...", file=self.stream, flush=True)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code."""
+    try:
+        args = parse_args(argv)
+    except SystemExit as e:  # --help, or a refused option (argparse printed why)
+        return e.code if isinstance(e.code, int) else 2
+    out = sys.stdout
+    run = Run(args)
+    try:
+        run.prepare()
+    except (CheckpointError, MnistUnavailableError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    s, trainer = run.settings, run.trainer
+    print(run.describe(), file=out, flush=True)
+    if s["loop"]:
+        remaining = (s["epochs"] - trainer.epoch) * len(run.train_y)
+        print(f"warning: --loop trains about {1000 / LOOP_MS_PER_IMAGE:.0f} images per second "
+              f"(~{LOOP_MS_PER_IMAGE} ms each, measured on a 2-core machine), so this run needs about "
+              f"{remaining * LOOP_MS_PER_IMAGE / 60000:.0f} minutes; the vectorized layers do it in "
+              "seconds.", file=out, flush=True)
+
+    run.trained_this_run = trainer.epoch < s["epochs"]
+    status = "completed"
+    try:
+        with StopOnCtrlC(trainer, out):
+            run.fit()
+    except TrainingDiverged as e:
+        run.report.close()
+        where = f"; the last good checkpoint {run.checkpoint_path!r} was left as it was" \
+            if run.checkpoint_path else ""
+        print(f"error: training stopped: {e}{where}", file=sys.stderr)
+        run.write_outputs("diverged")
+        return 1
+    except KeyboardInterrupt as e:
+        run.report.close()
+        status = "interrupted"
+        print(f"\nInterrupted after {trainer.train_seconds:.1f} s of training.", file=out)
+        for stats in trainer.history:
+            print("  " + format_epoch(stats, s["epochs"], run.report.val_name), file=out)
+        partial = trainer.partial_epoch()
+        if partial:
+            print(f"  Epoch {partial['epoch']} stopped at step {partial['step']}/{partial['steps']}: "
+                  f"train loss {partial['train_loss']:.4f} acc {partial['train_accuracy']:.2%}", file=out)
+        if run.checkpoint_path and isinstance(e, TrainingStopped):
+            run.save(status)
+            print(f"Saved {run.checkpoint_path}; continue with --resume {run.checkpoint_path}", file=out)
+        elif run.checkpoint_path:
+            print(f"Not saved (stopped in the middle of a step); {run.checkpoint_path!r} holds the "
+                  "last completed epoch.", file=out)
+        run.write_outputs(status)
+        return 130
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+    test = run.test()
+    print(f"Test Loss: {test[0]:.4f} | Test Accuracy: {test[1]:.2%}", file=out)
+    if trainer.history:
+        images = len(run.train_y) * len(trainer.history)
+        print(f"Trained {len(trainer.history)} epochs in {trainer.train_seconds:.1f} s "
+              f"({images / max(trainer.train_seconds, 1e-9):,.0f} images/s)", file=out, flush=True)
+    try:
+        if run.checkpoint_path:
+            run.save(status)
+        run.write_outputs(status, test)
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

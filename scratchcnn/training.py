@@ -1,0 +1,334 @@
+"""The training loop behind ``python -m scratchcnn.train``, usable on its own::
+
+    trainer = Trainer(network, Adam(1e-3), train_x, train_y, batch_size=64, seed=0,
+                      val=(val_x, val_y), report=ConsoleReport())
+    history = trainer.fit(epochs=3)        # one dict per epoch, see ``Trainer.fit``
+
+A ``Trainer`` walks the training set in shuffled minibatches, one epoch at a time, and keeps
+everything needed to stop at any step and later continue *exactly* where it stopped
+(``state_dict`` / ``load_state_dict``): the position in the epoch, the shuffle generator's
+state at the start of the epoch (so the same order is drawn again), the running sums and the
+history. Together with the network's weights, its dropout generators and the optimizer's
+state (all in a checkpoint) this makes a resumed run end with the same weights and metrics as
+an uninterrupted one.
+
+What is printed is the job of a report object (``ConsoleReport``); the trainer only computes.
+"""
+import copy
+import os
+import math
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+EVAL_BATCH = 500  # images per forward pass when evaluating: bounds the im2col memory
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the weights are those from before the bad step."""
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """A stop was requested (Ctrl-C) and the trainer halted between two steps."""
+
+
+def nice_log_every(steps_per_epoch, lines_per_epoch=5):
+    """A round step count (1, 2, 5, 10, 20, 50, ...) giving about 5-10 log lines per epoch."""
+    target = max(1, steps_per_epoch // lines_per_epoch)
+    nice = 1
+    for power in range(0, 9):
+        for mantissa in (1, 2, 5):
+            if mantissa * 10 ** power <= target:
+                nice = mantissa * 10 ** power
+    return nice
+
+
+def random_shifts(x, max_shift, rng):
+    """Shift each image of ``x`` ``(N, H, W)`` by up to ``max_shift`` pixels in each direction.
+
+    Edges are repeated into the gap, which on MNIST is background. Returns a new ``(N, H, W)``.
+    """
+    n, h, w = x.shape
+    m = max_shift
+    padded = np.pad(x, ((0, 0), (m, m), (m, m)), mode="edge")
+    dy = rng.integers(0, 2 * m + 1, n)
+    dx = rng.integers(0, 2 * m + 1, n)
+    rows = dy[:, None] + np.arange(h)                      # (N, H)
+    cols = dx[:, None] + np.arange(w)                      # (N, W)
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+class Trainer:
+    """Minibatch training of a ``Network`` with an optimizer.
+
+    ``train_x`` ``(N, 28, 28)`` normalised floats, ``train_y`` ``(N,)`` int64. ``val`` is an
+    optional ``(images, labels)`` pair evaluated after every epoch. The learning rate of epoch
+    ``e`` (counting from 0) is ``lr * lr_decay ** e``; ``shift`` > 0 moves every training image
+    by up to that many pixels (cheap data augmentation).
+    """
+
+    def __init__(self, network, optimizer, train_x, train_y, *, batch_size, seed=0, lr_decay=1.0,
+                 shift=0, val=None, report=None, log_every=0):
+        self.network, self.optimizer = network, optimizer
+        self.train_x, self.train_y = train_x, train_y
+        self.batch_size, self.seed, self.lr_decay, self.shift = batch_size, seed, lr_decay, shift
+        self.base_lr = optimizer.lr
+        self.val = val
+        self.report = report or SilentReport()
+        self.steps_per_epoch = math.ceil(len(train_y) / batch_size)
+        self.log_every = log_every or nice_log_every(self.steps_per_epoch)
+        self.shuffle_rng = np.random.default_rng(seed)
+        self.stop_requested = False   # set from a signal handler; checked between steps
+        # What a checkpoint must hold to continue exactly (see state_dict):
+        self.epoch = 0                # completed epochs
+        self.step = 0                 # completed steps of the current epoch
+        self.epoch_rng_state = None   # shuffle generator state before this epoch's order was drawn
+        self.running = dict(loss_sum=0.0, correct=0, seen=0, seconds=0.0)  # this epoch so far
+        self.history = []             # one dict per completed epoch
+        self.step_log = []            # the logged "past N steps" points, for curves
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, epochs, on_epoch_end=None):
+        """Train until ``epochs`` epochs are complete in total; returns ``history``.
+
+        ``on_epoch_end(trainer)``, if given, is called after each epoch (to save a checkpoint).
+
+        Each history entry: ``epoch`` (1-based), ``train_loss``, ``train_accuracy``,
+        ``val_loss``, ``val_accuracy`` (None without ``val``), ``seconds`` (training time),
+        ``images_per_second``, ``lr``. Raises ``TrainingDiverged`` on a NaN or infinite loss
+        and ``TrainingStopped`` when ``stop_requested`` is set; in both cases the network and
+        ``state_dict()`` describe the last completed step.
+        """
+        while self.epoch < epochs:
+            self._run_epoch(epochs)
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+        return self.history
+
+    def _run_epoch(self, epochs):
+        n = len(self.train_y)
+        if self.epoch_rng_state is None:  # a fresh epoch (a resumed one keeps its saved state)
+            self.epoch_rng_state = copy.deepcopy(self.shuffle_rng.bit_generator.state)
+        self.shuffle_rng.bit_generator.state = copy.deepcopy(self.epoch_rng_state)
+        order = self.shuffle_rng.permutation(n)
+        self.optimizer.lr = self.base_lr * self.lr_decay ** self.epoch
+        self.network.train()
+        self.report.epoch_start(self.epoch + 1, epochs, self.steps_per_epoch, self.step)
+        window = dict(loss_sum=0.0, correct=0, seen=0, steps=0)
+
+        while self.step < self.steps_per_epoch:
+            if self.stop_requested:
+                raise TrainingStopped()
+            started = time.perf_counter()
+            batch = order[self.step * self.batch_size:(self.step + 1) * self.batch_size]
+            x, labels = self.train_x[batch], self.train_y[batch]
+            if self.shift:
+                # Seeded by (seed, epoch, step), so a resumed run draws the same shifts.
+                x = random_shifts(x, self.shift, np.random.default_rng([self.seed, self.epoch, self.step]))
+            loss, correct = self._train_step(x, labels)
+            self.step += 1
+            for sums in (self.running, window):
+                sums["loss_sum"] += loss * len(batch)
+                sums["correct"] += correct
+                sums["seen"] += len(batch)
+            window["steps"] += 1
+            self.running["seconds"] += time.perf_counter() - started
+            self.report.step(self.step, loss, self.running)
+            if self.step % self.log_every == 0:
+                self._log_window(window)
+
+        self.epoch += 1
+        self.step = 0
+        self.epoch_rng_state = None
+        self.history.append(self._epoch_stats())
+        self.running = dict(loss_sum=0.0, correct=0, seen=0, seconds=0.0)
+        self.report.epoch_end(self.history[-1], epochs)
+
+    def _train_step(self, x, labels):
+        """Forward, backward and (only if the loss is finite) an optimizer step."""
+        # Overflow is reported below, once and with advice, instead of as NumPy warnings.
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, probs = self.network.loss_and_gradients(x, labels)
+        if not np.isfinite(loss):
+            # Checked before the update, so the weights stay those of the last good step.
+            raise TrainingDiverged(
+                f"the loss became {loss} at epoch {self.epoch + 1}, step {self.step + 1} "
+                f"(learning rate {self.optimizer.lr:g}); try a lower learning rate (--lr)")
+        self.optimizer.step(self.network.layers)
+        return loss, int((probs.argmax(axis=1) == labels).sum())
+
+    def _log_window(self, window):
+        """Record and report the tutorial's "Past N steps" line, then start a new window."""
+        point = dict(epoch=round(self.epoch + self.step / self.steps_per_epoch, 6),
+                     step=self.step, steps=window["steps"],
+                     loss=window["loss_sum"] / window["seen"],
+                     accuracy=window["correct"] / window["seen"])
+        self.step_log.append(point)
+        self.report.log(point)
+        window.update(loss_sum=0.0, correct=0, seen=0, steps=0)
+
+    def _epoch_stats(self):
+        r = self.running
+        stats = dict(epoch=self.epoch, train_loss=r["loss_sum"] / r["seen"],
+                     train_accuracy=r["correct"] / r["seen"], val_loss=None, val_accuracy=None,
+                     seconds=r["seconds"], images_per_second=r["seen"] / max(r["seconds"], 1e-9),
+                     lr=self.optimizer.lr)
+        if self.val is not None:
+            stats["val_loss"], stats["val_accuracy"] = evaluate(self.network, *self.val)
+        return stats
+
+    def partial_epoch(self):
+        """Stats of the epoch in progress (after an interruption), or None at an epoch boundary."""
+        r = self.running
+        if not r["seen"]:
+            return None
+        return dict(epoch=self.epoch + 1, step=self.step, steps=self.steps_per_epoch,
+                    train_loss=r["loss_sum"] / r["seen"], train_accuracy=r["correct"] / r["seen"],
+                    seconds=r["seconds"], images_per_second=r["seen"] / max(r["seconds"], 1e-9))
+
+    @property
+    def train_seconds(self):
+        return sum(e["seconds"] for e in self.history) + self.running["seconds"]
+
+    # ------------------------------------------------------------------ resuming
+
+    def state_dict(self):
+        """JSON-able position of the run (for checkpoint meta). Weights are not included."""
+        rng_state = self.epoch_rng_state or self.shuffle_rng.bit_generator.state
+        return dict(epoch=self.epoch, step=self.step, shuffle_rng_state=copy.deepcopy(rng_state),
+                    running=dict(self.running), history=copy.deepcopy(self.history),
+                    step_log=copy.deepcopy(self.step_log))
+
+    def load_state_dict(self, state):
+        """Continue from ``state_dict()``'s output."""
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.shuffle_rng.bit_generator.state = copy.deepcopy(state["shuffle_rng_state"])
+        self.epoch_rng_state = copy.deepcopy(state["shuffle_rng_state"])
+        self.running = dict(state["running"])
+        self.history = list(state["history"])
+        self.step_log = list(state.get("step_log", []))
+
+
+def evaluate(network, images, labels, batch_size=EVAL_BATCH):
+    """``(mean loss, accuracy)`` of ``network`` on ``images`` ``(N, ...)``, ``labels`` ``(N,)``."""
+    loss, accuracy = network.evaluate(images, labels, batch_size=batch_size)
+    return float(loss), float(accuracy)
+
+
+# ---------------------------------------------------------------------- reports
+
+class SilentReport:
+    """The report interface; prints nothing."""
+
+    def epoch_start(self, epoch, epochs, steps, start_step):
+        pass
+
+    def step(self, step, loss, running):
+        pass
+
+    def log(self, point):
+        pass
+
+    def epoch_end(self, stats, epochs):
+        pass
+
+    def close(self):
+        pass
+
+
+def format_epoch(stats, epochs, val_name="val"):
+    """``Epoch 1/3: train loss 0.2961 acc 91.43% | val loss ... | 8.2 s, 7,320 images/s``."""
+    text = (f"Epoch {stats['epoch']}/{epochs}: train loss {stats['train_loss']:.4f} "
+            f"acc {stats['train_accuracy']:.2%}")
+    if stats.get("val_loss") is not None:
+        text += f" | {val_name} loss {stats['val_loss']:.4f} acc {stats['val_accuracy']:.2%}"
+    return text + f" | {stats['seconds']:.1f} s, {stats['images_per_second']:,.0f} images/s"
+
+
+class ConsoleReport(SilentReport):
+    """What ``python -m scratchcnn.train`` prints.
+
+    A tqdm bar per epoch with the running loss and accuracy (only when ``stream`` is a
+    terminal), the tutorial's ``[Step 100] Past 100 steps: ...`` line every ``log_every``
+    steps and a summary per epoch. ``quiet`` keeps only the summaries.
+    """
+
+    def __init__(self, quiet=False, stream=None, bars=None, val_name="val"):
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+        is_tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.bars = (is_tty and not quiet) if bars is None else bars
+        self.val_name = val_name
+        self.bar = None
+
+    def print(self, text):
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)  # above the bar, not through it
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def epoch_start(self, epoch, epochs, steps, start_step):
+        if self.bars:
+            self.bar = tqdm(total=steps, initial=start_step, desc=f"Epoch {epoch}/{epochs}",
+                            unit="batch", file=self.stream, leave=False, dynamic_ncols=True)
+
+    def step(self, step, loss, running):
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {running['loss_sum'] / running['seen']:.4f} "
+                                     f"acc {running['correct'] / running['seen']:.2%}", refresh=False)
+            self.bar.update(1)
+
+    def log(self, point):
+        if not self.quiet:
+            self.print(f"[Step {point['step']}] Past {point['steps']} steps: Average Loss "
+                       f"{point['loss']:.3f} | Accuracy: {point['accuracy']:.0%}")
+
+    def epoch_end(self, stats, epochs):
+        self.close()
+        self.print(format_epoch(stats, epochs, self.val_name))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# ---------------------------------------------------------------------- curves
+
+def plot_curves(metrics, path):
+    """Write a PNG of the loss (left) and accuracy (right) curves in ``metrics``.
+
+    ``metrics`` as written by ``--metrics``: the logged "past N steps" points give the fine
+    training curves, the per-epoch entries the train and validation/test markers.
+    """
+    import matplotlib
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    epochs, steps = metrics.get("epochs", []), metrics.get("steps", [])
+    val_name = "test" if metrics.get("validation") == "test set" else "validation"
+    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, key, scale in ((loss_axis, "loss", 1), (acc_axis, "accuracy", 100)):
+        if steps:
+            axis.plot([p["epoch"] for p in steps], [p[key] * scale for p in steps],
+                      color="tab:blue", alpha=0.35, label=f"train (every {steps[0]['steps']} steps)")
+        if epochs:
+            x = [e["epoch"] for e in epochs]
+            axis.plot(x, [e[f"train_{key}"] * scale for e in epochs], "o-", color="tab:blue",
+                      label="train (epoch)")
+            if epochs[-1].get(f"val_{key}") is not None:
+                axis.plot(x, [e[f"val_{key}"] * scale for e in epochs], "s-", color="tab:orange",
+                          label=f"{val_name} (epoch)")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("cross-entropy loss" if key == "loss" else "accuracy (%)")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(f"scratchcnn {metrics.get('model', '')}")
+    figure.tight_layout()
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

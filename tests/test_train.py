@@ -1,0 +1,260 @@
+"""The trainer CLI (``python -m scratchcnn.train``) and its loop (``scratchcnn.training``).
+
+Most runs use a small synthetic MNIST look-alike patched in for ``load_mnist`` (fast, no
+files); two smoke runs use the real, cached MNIST.
+"""
+import json
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scratchcnn import train
+from scratchcnn.optim import SGD
+from scratchcnn.models import build_model
+from scratchcnn.training import Trainer, TrainingDiverged, nice_log_every, random_shifts
+
+
+def fake_mnist(n_train=640, n_test=200, seed=0):
+    """uint8 (N, 28, 28) images whose label says which of ten 7x7 cells holds a bright square."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            r, c = divmod(int(label), 4)
+            images[i, 2 + 7 * r:7 + 7 * r, 2 + 7 * c:7 + 7 * c] = 255
+        return images, labels
+
+    return (*make(n_train), *make(n_test))
+
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    data = fake_mnist()
+    monkeypatch.setattr(train, "load_mnist", lambda data_dir=None: data)
+    return data
+
+
+def run(*argv):
+    """``train.main`` on a small, quiet run; returns its exit code."""
+    return train.main(["--quiet", "--train-size", "320", "--test-size", "100", *map(str, argv)])
+
+
+def arrays(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files if k.startswith(("param/", "optim/"))}
+
+
+# ------------------------------------------------------------------ smoke runs
+
+@pytest.mark.parametrize("model", ["seed", "mlp"])
+def test_real_mnist_smoke_run(model, tmp_path, capsys):
+    code = train.main(["--model", model, "--train-size", "500", "--test-size", "200", "--epochs", "1",
+                       "--metrics", str(tmp_path / "m.json"), "--log-every", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "[Step 2] Past 2 steps: Average Loss " in out and "| Accuracy: " in out
+    assert "Epoch 1/1: train loss" in out and "images/s" in out
+    assert "Test Loss: " in out and " | Test Accuracy: " in out
+    assert json.loads((tmp_path / "m.json").read_text())["test_accuracy"] > 0.3
+
+
+def test_classic_model_runs(fake_data, capsys):
+    assert train.main(["--model", "classic", "--train-size", "64", "--test-size", "32",
+                       "--epochs", "1", "--quiet"]) == 0
+    assert "Test Accuracy" in capsys.readouterr().out
+
+
+def test_quiet_prints_only_summaries(fake_data, capsys):
+    assert run("--epochs", "2", "--log-every", "1") == 0
+    out = capsys.readouterr().out
+    assert "Past" not in out and "Epoch 2/2" in out and "Test Loss" in out
+
+
+def test_loop_layers_train_and_warn(fake_data, capsys):
+    assert train.main(["--loop", "--train-size", "16", "--test-size", "8", "--batch-size", "8",
+                       "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: --loop" in out and "ms each" in out and "Test Accuracy" in out
+
+
+def test_help_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "scratchcnn.train", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for option in ("--model", "--epochs", "--batch-size", "--lr", "--optimizer", "--train-size",
+                   "--test-size", "--val-size", "--seed", "--dtype", "--data-dir", "--loop",
+                   "--save", "--resume", "--metrics", "--plot", "--quiet", "--log-every"):
+        assert option in result.stdout
+
+
+# ------------------------------------------------------------------ outputs
+
+def test_metrics_json_schema_and_plot(fake_data, tmp_path):
+    metrics, plot = tmp_path / "out" / "m.json", tmp_path / "curves.png"
+    assert run("--epochs", "2", "--val-size", "64", "--metrics", metrics, "--plot", plot,
+               "--log-every", "2") == 0
+    m = json.loads(metrics.read_text())
+    assert m["model"] == "seed" and len(m["epochs"]) == 2
+    for epoch in m["epochs"]:
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds",
+                    "images_per_second"):
+            assert isinstance(epoch[key], float), key
+    assert isinstance(m["test_loss"], float) and 0 <= m["test_accuracy"] <= 1
+    assert m["train_seconds"] > 0 and m["validation"] == "held-out training images"
+    assert m["train_size"] == 320 and m["test_size"] == 100 and m["steps"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_same_seed_same_metrics(fake_data, tmp_path):
+    results = []
+    for name in ("a", "b"):
+        assert run("--model", "mlp", "--epochs", "2", "--metrics", tmp_path / f"{name}.json") == 0
+        m = json.loads((tmp_path / f"{name}.json").read_text())
+        results.append([(e["train_loss"], e["val_loss"]) for e in m["epochs"]] + [m["test_loss"]])
+    assert results[0] == results[1]
+
+
+# ------------------------------------------------------------------ checkpoints and resume
+
+@pytest.mark.parametrize("model", ["seed", "mlp"])  # mlp: dropout generators must resume too
+def test_resume_matches_an_uninterrupted_run(model, fake_data, tmp_path):
+    whole, part = tmp_path / "whole.npz", tmp_path / "part.npz"
+    assert run("--model", model, "--epochs", "3", "--save", whole, "--metrics", tmp_path / "w.json") == 0
+    assert run("--model", model, "--epochs", "2", "--save", part) == 0
+    assert run("--resume", part, "--epochs", "3", "--metrics", tmp_path / "p.json") == 0
+    a, b = arrays(whole), arrays(part)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    w, p = (json.loads((tmp_path / f).read_text()) for f in ("w.json", "p.json"))
+    strip = lambda m: [{k: v for k, v in e.items() if k not in ("seconds", "images_per_second")}
+                       for e in m["epochs"]]
+    assert strip(w) == strip(p) and w["test_loss"] == p["test_loss"]
+
+
+def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(fake_data, tmp_path, monkeypatch, capsys):
+    whole, part = tmp_path / "whole.npz", tmp_path / "part.npz"
+    assert run("--epochs", "2", "--save", whole) == 0
+    calls = []
+    real_step = Trainer._train_step
+
+    def step_then_ctrl_c(self, x, labels):
+        result = real_step(self, x, labels)
+        calls.append(1)
+        if len(calls) == 13:  # in the middle of the second epoch (10 steps per epoch)
+            signal.raise_signal(signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(Trainer, "_train_step", step_then_ctrl_c)
+    assert run("--epochs", "2", "--save", part) == 130
+    out = capsys.readouterr().out
+    assert "Interrupted" in out and "Epoch 1/2" in out and "stopped at step 3/10" in out
+    assert f"--resume {part}" in out
+    monkeypatch.setattr(Trainer, "_train_step", real_step)
+    assert run("--resume", part) == 0  # --epochs comes from the checkpoint
+    a, b = arrays(whole), arrays(part)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_changed_settings(fake_data, tmp_path, capsys):
+    path = tmp_path / "c.npz"
+    assert run("--epochs", "1", "--save", path) == 0
+    before = path.read_bytes()
+    assert run("--resume", path, "--epochs", "2", "--lr", "0.5") == 1
+    assert "--lr 0.5 (checkpoint: 0.05)" in capsys.readouterr().err
+    assert path.read_bytes() == before
+
+
+def damage(path, how):
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[:len(data) // 2])
+    elif how == "corrupt":
+        i = data.index(b"param/0.filters")  # flip bytes inside the first parameter's data
+        path.write_bytes(data[:i + 200] + bytes(b ^ 0xFF for b in data[i + 200:i + 260]) + data[i + 260:])
+    elif how == "foreign":
+        np.savez(path, weights=np.zeros(3))
+    elif how == "not-npz":
+        path.write_text("just some text\n")
+
+
+@pytest.mark.parametrize("how", ["truncated", "corrupt", "foreign", "not-npz", "missing",
+                                 "other-architecture"])
+def test_bad_checkpoint_is_refused_cleanly(how, fake_data, tmp_path, capsys):
+    path = tmp_path / "c.npz"
+    assert run("--epochs", "1", "--save", path) == 0
+    capsys.readouterr()
+    extra = []
+    if how == "missing":
+        path.unlink()
+    elif how == "other-architecture":
+        extra = ["--model", "classic"]
+    else:
+        damage(path, how)
+    before = path.read_bytes() if path.exists() else None
+    assert run("--resume", path, "--epochs", "2", *extra) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert (path.read_bytes() if path.exists() else None) == before
+
+
+# ------------------------------------------------------------------ failures
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_data, tmp_path, capsys):
+    path = tmp_path / "c.npz"
+    assert run("--epochs", "1", "--save", path) == 0
+    good = path.read_bytes()
+    capsys.readouterr()
+    assert run("--epochs", "2", "--save", path, "--lr", "1e30", "--optimizer", "sgd") == 1
+    err = capsys.readouterr().err
+    assert "lower learning rate" in err and "left as it was" in err and "Traceback" not in err
+    assert path.read_bytes() == good
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "-1"], "--epochs: -1 is not an epoch count >= 0"),
+    (["--batch-size", "0"], "--batch-size: 0 is not a batch size >= 1"),
+    (["--lr", "0"], "--lr: 0.0 is not a learning rate > 0"),
+    (["--lr", "-0.1"], "--lr: -0.1 is not a learning rate > 0"),
+    (["--lr", "nan"], "--lr: nan is not a learning rate > 0"),
+    (["--lr", "fast"], "--lr: expected a number"),
+    (["--model", "resnet"], "--model: invalid choice: 'resnet'"),
+    (["--optimizer", "rmsprop"], "--optimizer: invalid choice"),
+    (["--test-size", "10001"], "--test-size: 10001 is not from 1 to 10,000"),
+    (["--train-size", "60001"], "--train-size: 60001 is not from 1 to 60,000"),
+    (["--train-size", "0"], "--train-size: 0 is not from 1 to 60,000"),
+    (["--train-size", "59000", "--val-size", "2000"], "is more than the 60,000 training images"),
+    (["--loop", "--model", "classic"], "loop layers exist only for the seed model"),
+    (["--dtype", "float16"], "--dtype: invalid choice"),
+])
+def test_bad_options_are_refused(argv, message, capsys):
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "usage:" in err
+
+
+# ------------------------------------------------------------------ the loop itself
+
+def test_nice_log_every():
+    assert nice_log_every(1875) == 200 and nice_log_every(938) == 100 and nice_log_every(3) == 1
+
+
+def test_random_shifts_move_whole_images():
+    x = np.zeros((50, 28, 28), np.float32)
+    x[:, 10:18, 10:18] = 1
+    shifted = random_shifts(x, 2, np.random.default_rng(0))
+    assert shifted.shape == x.shape and np.allclose(shifted.sum(axis=(1, 2)), 64)
+    assert not np.array_equal(shifted, x)
+
+
+def test_trainer_stops_before_a_non_finite_update():
+    train_x, train_y = fake_mnist(64, 1)[:2]
+    x = (train_x / 255 - 0.5).astype(np.float32)
+    network = build_model("seed")
+    trainer = Trainer(network, SGD(1e30), x, train_y.astype(np.int64), batch_size=16)
+    with pytest.raises(TrainingDiverged, match="lower learning rate"):
+        trainer.fit(50)
+    assert all(np.isfinite(p).all() for layer in network.layers for p in layer.params.values())
