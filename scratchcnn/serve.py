@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import normalize
+from .data import MnistUnavailableError, normalize
 from .imaging import MNIST_SIZE, to_mnist
 from .layers import Conv2D
 
@@ -340,38 +340,56 @@ BRIEF_TRAIN_SIZE = 20_000  # the tutorial network on this many images, 1 epoch: 
 
 
 def train_briefly(data_dir=None):
-    """Train the tutorial network for a few seconds; returns ``(network, description)``."""
-    from .data import load_mnist
+    """Train the tutorial network for a few seconds; returns ``(network, description)``.
 
+    Runs ``python -m scratchcnn.train`` (its progress bar included) for one epoch on the first
+    ``BRIEF_TRAIN_SIZE`` images, into a temporary checkpoint that is then loaded.
+    """
     print(f"No --model given: training the tutorial network (seed) for 1 epoch on the first "
-          f"{BRIEF_TRAIN_SIZE:,} MNIST images; this takes seconds.", flush=True)
-    train_x, train_y, test_x, test_y = load_mnist(data_dir)
-    if importlib.util.find_spec("scratchcnn.train") is not None:
+          f"{BRIEF_TRAIN_SIZE:,} MNIST images first; this takes seconds.", flush=True)
+    if importlib.util.find_spec("scratchcnn.train") is None:
+        network, accuracy = _train_loop(data_dir)
+    else:
         from . import train
         with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "seed.npz")
+            path, metrics_path = os.path.join(folder, "seed.npz"), os.path.join(folder, "metrics.json")
             args = ["--model", "seed", "--epochs", "1", "--train-size", str(BRIEF_TRAIN_SIZE),
-                    "--save", path]
+                    "--save", path, "--metrics", metrics_path]
             if data_dir:
                 args += ["--data-dir", data_dir]
-            train.main(args)
+            code = train.main(args)
+            if code == 130:
+                raise KeyboardInterrupt
+            if code != 0:
+                raise TrainingFailed(f"training the tutorial network failed (exit code {code}, "
+                                     "see above); train one yourself and pass it with --model")
             network = load_checkpoint(path).network
-    else:
-        network = _train_loop(normalize(train_x[:BRIEF_TRAIN_SIZE]), train_y[:BRIEF_TRAIN_SIZE])
-    accuracy = network.accuracy(normalize(test_x), test_y.astype(np.int64))
-    description = (f"tutorial network (seed), trained just now for 1 epoch on {BRIEF_TRAIN_SIZE:,} "
-                   f"images: {accuracy:.1%} test accuracy")
-    print(f"Trained: {accuracy:.1%} accuracy on the 10,000 test images.", flush=True)
+            with open(metrics_path) as f:
+                accuracy = json.load(f).get("test_accuracy")
+    score = f": {accuracy:.1%} test accuracy" if isinstance(accuracy, float) else ""
+    description = (f"tutorial network (seed), trained just now for 1 epoch on "
+                   f"{BRIEF_TRAIN_SIZE:,} images{score}")
+    print("To keep a network between runs: python -m scratchcnn.train --save model.npz, then "
+          "python -m scratchcnn.serve --model model.npz", flush=True)
     return network, description
 
 
-def _train_loop(x, y):
-    """The fallback when ``scratchcnn.train`` isn't there: plain minibatch SGD with momentum."""
+class TrainingFailed(RuntimeError):
+    """Training the tutorial network without --model did not finish."""
+
+
+def _train_loop(data_dir=None):
+    """The fallback when ``scratchcnn.train`` isn't installed: minibatch SGD with momentum.
+
+    Returns ``(network, test accuracy)``."""
     from tqdm import tqdm
 
+    from .data import load_mnist
     from .models import TRAINING_DEFAULTS, build_model
     from .optim import OPTIMIZERS
 
+    train_x, train_y, test_x, test_y = load_mnist(data_dir)
+    x, y = normalize(train_x[:BRIEF_TRAIN_SIZE]), train_y[:BRIEF_TRAIN_SIZE].astype(np.int64)
     defaults = TRAINING_DEFAULTS["seed"]
     network = build_model("seed").train()
     optimizer = OPTIMIZERS[defaults["optimizer"]](lr=defaults["lr"])
@@ -379,8 +397,9 @@ def _train_loop(x, y):
     batch = defaults["batch_size"]
     for start in tqdm(range(0, len(x), batch), desc="training", unit="batch"):
         index = order[start:start + batch]
-        network.train_step(x[index], y[index].astype(np.int64), optimizer)
-    return network.eval()
+        network.train_step(x[index], y[index], optimizer)
+    network.eval()
+    return network, network.accuracy(normalize(test_x), test_y.astype(np.int64))
 
 
 def port_number(text):
@@ -417,8 +436,10 @@ def main(argv=None):
         else:
             network, description = train_briefly(args.data_dir)
         server = make_server(network, args.host, args.port, description, args.log)
-    except CheckpointError as e:
+    except (CheckpointError, MnistUnavailableError, TrainingFailed) as e:
         parser.exit(1, f"error: {e}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "\nStopped.\n")
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             parser.exit(1, f"error: port {args.port} on {args.host} is already in use; pick "

@@ -344,3 +344,30 @@ def test_main_refuses_a_bad_port(capsys):
         serve.main(["--port", "70000"])
     assert exit_info.value.code == 2
     assert "port must be 0..65535" in capsys.readouterr().err
+
+
+def test_without_model_the_tutorial_network_is_trained_briefly(monkeypatch, capsys):
+    """The wiring only (a stand-in trainer writes the checkpoint and metrics): the real
+    training is the trainer's business and its own tests'."""
+    train = pytest.importorskip("scratchcnn.train")
+    calls = []
+
+    def fake_train(argv):
+        calls.append(argv)
+        save_checkpoint(argv[argv.index("--save") + 1], build_model("seed", seed=3), model="seed")
+        with open(argv[argv.index("--metrics") + 1], "w") as f:
+            json.dump({"test_accuracy": 0.9391}, f)
+        return 0
+
+    monkeypatch.setattr(train, "main", fake_train)
+    network, description = serve.train_briefly()
+    assert calls and calls[0][:6] == ["--model", "seed", "--epochs", "1", "--train-size",
+                                      str(serve.BRIEF_TRAIN_SIZE)]
+    assert "trained just now" in description and "93.9% test accuracy" in description
+    assert "No --model given: training the tutorial network" in capsys.readouterr().out
+    expected = build_model("seed", seed=3).layers[0].params["filters"]
+    assert np.array_equal(network.layers[0].params["filters"], expected)
+
+    monkeypatch.setattr(train, "main", lambda argv: 1)
+    with pytest.raises(serve.TrainingFailed, match="exit code 1"):
+        serve.train_briefly()

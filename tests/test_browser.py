@@ -1,0 +1,151 @@
+"""End to end in a real headless Chromium: draw a "1" on the page, get the prediction back.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium
+chromium-driver``) and Selenium (in the ``test`` extra). Skipped, saying which is missing,
+only when no browser or driver can be found. Writes a screenshot to pytest's ``tmp_path`` and
+copies it to ``artifacts/serve-browser.png`` (gitignored).
+"""
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from scratchcnn.models import build_model
+from scratchcnn.serve import make_server
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
+
+
+def find_chromium():
+    """``(browser, driver)`` paths, or ``pytest.skip`` saying what is missing."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="Selenium is not installed: "
+                                    "pip install -e '.[test]'")
+    browser = os.environ.get("CHROMIUM") or next(filter(None, map(shutil.which, BROWSERS)), None)
+    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    if not browser or not driver:
+        missing = " and ".join(name for name, path in (("chromium", browser), ("chromedriver", driver))
+                               if not path)
+        pytest.skip(f"no {missing} found (install with: apt-get install -y chromium chromium-driver; "
+                    "or set $CHROMIUM / $CHROMEDRIVER)")
+    return webdriver, browser, driver
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = make_server(build_model("seed", seed=0), "127.0.0.1", 0, description="untrained test network")
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    webdriver, browser_path, driver_path = find_chromium()
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser_path
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--no-first-run", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+                 "--window-size=1280,900"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(20)
+    yield driver
+    driver.quit()
+
+
+def test_draw_a_one_and_watch_it_flow(server, browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server.url)
+    wait = WebDriverWait(browser, 15)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#probs li")) == 10)
+    assert "untrained test network" in browser.find_element(By.ID, "model-info").text
+
+    # A "1": one slightly slanted vertical stroke, drawn with the mouse (offsets from the centre).
+    pad = browser.find_element(By.ID, "pad")
+    stroke = ActionChains(browser, duration=20).move_to_element_with_offset(pad, 8, -95).click_and_hold()
+    for _ in range(10):
+        stroke.move_by_offset(-2, 19)
+    stroke.release().perform()
+
+    wait.until(lambda d: d.find_element(By.ID, "prediction").text.strip().isdigit())
+    prediction = int(browser.find_element(By.ID, "prediction").text)
+
+    # The 10 probabilities as bars, adding up to 100%, the winner highlighted.
+    bars = browser.find_elements(By.CSS_SELECTOR, "#probs li")
+    percents = [float(bar.find_element(By.TAG_NAME, "i").text.rstrip("%")) for bar in bars]
+    assert len(bars) == 10 and sum(percents) == pytest.approx(100, abs=0.6)
+    winners = browser.find_elements(By.CSS_SELECTOR, "#probs li.winner")
+    assert len(winners) == 1 and int(winners[0].get_attribute("data-digit")) == prediction
+    assert percents[prediction] == max(percents)
+
+    # The feature maps: the input, 8 convolution maps (26x26), 8 pooled maps (13x13), painted.
+    stages = browser.find_elements(By.CSS_SELECTOR, ".stage")
+    assert len(stages) == 4
+    sizes = browser.execute_script("""
+        return [...document.querySelectorAll('.stage')].map(stage =>
+            [...stage.querySelectorAll('canvas')].map(c => {
+                const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let lit = 0;
+                for (let i = 0; i < data.length; i += 4) lit += data[i] + data[i + 1] + data[i + 2] > 60;
+                return [c.width, c.height, lit];
+            }));""")
+    assert [len(stage) for stage in sizes] == [1, 8, 8, 1]
+    assert all(w == 26 and h == 26 for w, h, _ in sizes[1])
+    assert all(w == 13 and h == 13 for w, h, _ in sizes[2])
+    input_lit = sizes[0][0][2]
+    assert 20 < input_lit < 400, "the 28x28 input should show a stroke, not a blank or a blob"
+    seen = browser.execute_script("""
+        const c = document.getElementById('seen'), d = c.getContext('2d').getImageData(0, 0, 28, 28).data;
+        const cols = new Set(), rows = new Set();
+        for (let i = 0; i < 28 * 28; i++) if (d[4 * i] > 128) { rows.add(Math.floor(i / 28)); cols.add(i % 28); }
+        return [rows.size, cols.size];""")
+    assert seen[0] >= 18 and seen[1] <= 8, f"a '1' is tall and thin in 28x28, got rows/cols {seen}"
+
+    # Hovering a convolution pixel shows the 3x3 window on the input and the filter's values.
+    conv_map = stages[1].find_elements(By.CSS_SELECTOR, ".map canvas")[2]
+    ActionChains(browser).move_to_element(conv_map).perform()
+    wait.until(lambda d: "filter 3" in d.find_element(By.ID, "inspect").text)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#inspect table.grid td")) == 18  # window + filter
+    windows = [w for w in browser.find_elements(By.CSS_SELECTOR, ".stage .window, #seen-wrap .window")
+               if w.is_displayed()]
+    assert len(windows) == 2  # on the input stage and on "what the network sees"
+
+    # A second stroke with a finger (touch pointer) is sent too; Clear empties the page.
+    from selenium.webdriver.common.actions import interaction
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+
+    status = browser.find_element(By.ID, "status")
+    touch = ActionBuilder(browser, mouse=PointerInput(interaction.POINTER_TOUCH, "finger"))
+    box = browser.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top];", pad)
+    touch.pointer_action.move_to_location(int(box[0] + 100), int(box[1] + 60)).pointer_down()
+    for step in range(1, 6):
+        touch.pointer_action.move_to_location(int(box[0] + 100 + 12 * step), int(box[1] + 60))
+    touch.pointer_action.pointer_up()
+    touch.perform()
+    wait.until(lambda d: "Stroke 2" in status.text)
+
+    screenshot = tmp_path / "serve-browser.png"
+    browser.save_screenshot(str(screenshot))
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(screenshot, ARTIFACTS / "serve-browser.png")
+
+    browser.find_element(By.ID, "clear").click()
+    assert browser.find_element(By.ID, "prediction").text == "?"
+
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
