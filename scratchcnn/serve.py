@@ -36,7 +36,7 @@ from .data import MnistUnavailableError, normalize
 from .imaging import MNIST_SIZE, to_mnist
 from .layers import Conv2D
 
-MAX_BODY_BYTES = 1024 * 1024   # 1 MiB: a 280x280 drawing as JSON is ~80-320 KB
+MAX_BODY_BYTES = 1024 * 1024   # 1 MiB: a 280x280 drawing as JSON is 160-320 KB
 MAX_SIDE = 1024                # largest accepted drawing width or height, in pixels
 DEFAULT_SIDE = 280             # the page's canvas
 DECIMALS = 4                   # layer outputs are rounded to this many decimals in responses
