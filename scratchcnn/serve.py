@@ -211,7 +211,8 @@ def parse_drawing(body):
 class DigitServer(ThreadingHTTPServer):
     """The HTTP server: a ``ModelRunner`` and the page's files, both loaded once."""
 
-    daemon_threads = True  # Ctrl-C doesn't wait for open connections
+    daemon_threads = True      # Ctrl-C doesn't wait for open connections
+    request_queue_size = 64    # the default 5 resets connections when many strokes arrive at once
 
     def __init__(self, address, runner, log_requests=False):
         self.runner = runner

@@ -249,19 +249,25 @@ def test_20_concurrent_requests_answer_as_sequential_ones(server):
     sequential = [predict(server, image) for image in drawings]
     assert len({answer["prediction"] for answer in sequential} | {json.dumps(a["input"]) for a in sequential}) > 2
 
-    concurrent = [None] * len(drawings)
-    start = threading.Barrier(len(drawings))
+    for _ in range(3):  # a race shows up only sometimes: give it three chances
+        concurrent = [None] * len(drawings)
+        start = threading.Barrier(len(drawings))
 
-    def worker(i):
-        start.wait()
-        concurrent[i] = predict(server, drawings[i])
+        def worker(i):
+            start.wait()
+            try:
+                concurrent[i] = predict(server, drawings[i])
+            except Exception as e:  # reported below rather than lost in the thread
+                concurrent[i] = repr(e)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(drawings))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert concurrent == sequential  # every probability and every map, exactly
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(drawings))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        failed = [answer for answer in concurrent if not isinstance(answer, dict)]
+        assert not failed, failed
+        assert concurrent == sequential  # every probability and every map, exactly
 
 
 def test_the_shared_network_is_never_run(server):
