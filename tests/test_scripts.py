@@ -1,0 +1,206 @@
+"""The scripts in scripts/ run end to end on a tiny model or the hand-made filters (seconds).
+
+They are imported and their ``main(argv)`` called in-process, with MNIST replaced by a few
+random images so that no download is needed; one test runs step_through.py under pdb with
+exactly the commands the README gives.
+"""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from scratchcnn.checkpoint import save_checkpoint
+from scratchcnn.models import build_model
+from scratchcnn.optim import Momentum
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+NAMES = ["visualize_filters", "feature_maps", "step_through", "mistakes", "make_docs_images"]
+
+
+def fake_mnist(data_dir=None):
+    """Twenty random 'test images' with labels 0-9, standing in for ``load_mnist``."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    labels = np.arange(20, dtype=np.uint8) % 10
+    return images, labels, images, labels
+
+
+@pytest.fixture
+def scripts(monkeypatch, tmp_path):
+    """name -> the imported script module, MNIST faked, working in an empty folder."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    monkeypatch.chdir(tmp_path)
+    modules = {}
+    for name in ["common"] + NAMES:
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        if hasattr(module, "load_mnist"):
+            monkeypatch.setattr(module, "load_mnist", fake_mnist)
+        modules[name] = module
+    return modules
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """A seed network after a few training steps on random data, saved as the trainer would."""
+    rng = np.random.default_rng(0)
+    network, optimizer = build_model("seed", seed=0), Momentum(0.05)
+    for _ in range(3):
+        network.train_step(rng.random((8, 28, 28), dtype=np.float32) - 0.5, rng.integers(0, 10, 8), optimizer)
+    path = tmp_path / "tiny.npz"
+    save_checkpoint(path, network, optimizer, model="seed")
+    return str(path)
+
+
+@pytest.fixture
+def drawn_digit(tmp_path):
+    """A PNG of a dark '1' on white paper, 60x80 pixels."""
+    image = Image.new("L", (60, 80), 255)
+    ImageDraw.Draw(image).line([(25, 10), (35, 10), (35, 70)], fill=0, width=7)
+    path = tmp_path / "one.png"
+    image.save(path)
+    return str(path)
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_script_has_help_with_out(scripts, capsys, name):
+    with pytest.raises(SystemExit) as exit_info:
+        scripts[name].main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--out" in capsys.readouterr().out
+
+
+# With a model, visualize_filters, feature_maps and mistakes run in the make_docs_images test.
+
+def test_visualize_filters_without_a_model_draws_the_handmade_ones(scripts, tmp_path, capsys):
+    scripts["visualize_filters"].main(["--out", "figs"])  # no model.npz here
+    assert "python -m scratchcnn.train --save model.npz" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["handmade_filters.png"]
+
+
+def test_feature_maps_of_a_png_and_of_a_test_image(scripts, drawn_digit, tmp_path, capsys):
+    scripts["feature_maps"].main(["--image", drawn_digit, "--out", "edges.png"])  # falls back to edges
+    assert "hand-made 4x4 edge filters" in capsys.readouterr().out
+    scripts["feature_maps"].main(["--index", "3", "--filters", "sobel", "--out", "sobel.png"])
+    assert "label 3" in capsys.readouterr().out
+    assert png_size(tmp_path / "edges.png")[0] > 400 and png_size(tmp_path / "sobel.png")[0] > 400
+    with pytest.raises(SystemExit, match="does not exist"):
+        scripts["feature_maps"].main(["--image", "missing.png"])
+
+
+def printed_shapes(output):
+    """``{name: shape}`` from step_through's ``describe`` lines."""
+    shapes = {}
+    for line in output.splitlines():
+        if " shape (" in line:
+            name, rest = line.split(" shape ", 1)
+            shapes[name.strip()] = rest.split(")")[0] + ")"
+    return shapes
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_step_through_prints_the_documented_shapes(scripts, tiny_model, capsys, loop):
+    extra = ["--loop", "--out", "maps.png"] if loop else []
+    scripts["step_through"].main(["--model", tiny_model, "--index", "7"] + extra)
+    output = capsys.readouterr().out
+    assert printed_shapes(output) == {
+        "image": "(28, 28)",
+        "after Conv3x3: conv_out[0]": "(26, 26, 8)",
+        "after MaxPool2: pool_out[0]": "(13, 13, 8)",
+        "after Softmax: probs[0]": "(10,)",
+        "d_L_d_probs[0]": "(10,)",
+        "d_L_d_pool_out[0]": "(13, 13, 8)",
+        'softmax.grads["weights"]': "(1352, 10)",
+        'softmax.grads["biases"]': "(10,)",
+        "d_L_d_conv_out[0]": "(26, 26, 8)",
+        'conv.grads["filters"]': "(8, 3, 3)",
+        "d_L_d_image[0]": "(28, 28)",
+    }
+    assert ("loop twins" in output) == loop
+    assert Path("maps.png").exists() == loop
+    assert "true label 7" in output and "Loss: -log(probs[0][7])" in output
+    before, after = output.split("After one SGD step (lr 0.005): loss ")[1].split(" -> ")
+    assert float(after) < float(before)
+
+
+def test_step_through_refuses_another_network(scripts, tmp_path):
+    path = tmp_path / "mlp.npz"
+    save_checkpoint(path, build_model("mlp"), model="mlp")
+    with pytest.raises(SystemExit, match="for the tutorial network"):
+        scripts["step_through"].main(["--model", str(path)])
+
+
+def test_mistakes_without_a_model_says_how_to_make_one(scripts):
+    with pytest.raises(SystemExit, match=r"python -m scratchcnn.train --save model\.npz"):
+        scripts["mistakes"].main([])
+
+
+def test_make_docs_images_from_a_given_model(scripts, tiny_model, tmp_path, capsys):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"model": "seed", "epochs": [
+        {"train_loss": 0.3, "train_accuracy": 0.9, "val_loss": 0.2, "val_accuracy": 0.95}],
+        "test_loss": 0.2, "test_accuracy": 0.95}))
+    scripts["make_docs_images"].main(["--model", tiny_model, "--metrics", str(metrics), "--out", "d"])
+    written = {p.name for p in (tmp_path / "d").iterdir()}
+    assert written == {"handmade_filters.png", "learned_filters.png", "feature_maps_edges.png",
+                       "feature_maps_seed.png", "confusion_matrix.png", "misclassified.png",
+                       "worst_mistake.png", "near_miss.png", "training_curves.png"}
+    assert png_size(tmp_path / "d" / "confusion_matrix.png") == (640, 560)
+    output = capsys.readouterr().out
+    assert "seed: " in output and "of 20 right" in output and "Commonest confusions" in output
+
+
+# The README's "Step through it in a debugger" session, command for command.
+PDB_SESSION = """\
+b forward_pass
+b backward_pass
+c
+p image.shape
+n
+n
+n
+p batch.shape
+b loops.iterate_regions
+c
+w
+p image.shape
+n
+n
+n
+p i, j
+p image[i:i + 3, j:j + 3, 0]
+u
+p filters.shape
+cl 3
+c
+p d_L_d_probs
+n
+n
+n
+p d_L_d_pool_out.shape
+p softmax.grads["weights"].shape
+q
+"""
+
+
+def test_the_readme_pdb_session_works(drawn_digit, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pdb", str(SCRIPTS / "step_through.py"), "--loop", "--image", drawn_digit],
+        input=PDB_SESSION, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    out = result.stdout
+    assert "***" not in out, out  # pdb's mark for a command that failed
+    for expected in ["(Pdb) (28, 28)", "(1, 28, 28)", "iterate_regions()", "(28, 28, 1)", "(0, 0)",
+                     "(8, 3, 3, 1)", "Deleted breakpoint 3", "backward_pass()", "(1, 13, 13, 8)", "(1352, 10)"]:
+        assert expected in out, (expected, out)
