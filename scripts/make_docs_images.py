@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import feature_maps
 import mistakes
@@ -40,6 +41,7 @@ def main(argv=None):
     if (args.model is None) != (args.metrics is None):
         parser.error("give both --model and --metrics, or neither (then a model is trained)")
 
+    started = time.time()
     with tempfile.TemporaryDirectory() as scratch:
         model, metrics = (args.model, args.metrics) if args.model else train(scratch)
         index = ["--index", str(args.index)]
@@ -49,8 +51,8 @@ def main(argv=None):
         mistakes.main(["--model", model, "--out", args.out])
         plot_training_curves(metrics, path=os.path.join(args.out, "training_curves.png"))
         print(f"Wrote {os.path.join(args.out, 'training_curves.png')}")
-    sizes = {name: os.path.getsize(os.path.join(args.out, name)) for name in sorted(os.listdir(args.out))
-             if name.endswith(".png")}
+    paths = [os.path.join(args.out, name) for name in sorted(os.listdir(args.out)) if name.endswith(".png")]
+    sizes = {os.path.basename(p): os.path.getsize(p) for p in paths if os.path.getmtime(p) >= started - 1}
     print("\n".join(f"  {name:<24} {size / 1024:6.1f} KB" for name, size in sizes.items()))
 
 

@@ -162,7 +162,7 @@ def test_make_docs_images_from_a_given_model(scripts, tiny_model, tmp_path, caps
     assert "seed: " in output and "of 20 right" in output and "Commonest confusions" in output
 
 
-# The README's "Step through it in a debugger" session, command for command.
+# The README's "Step through it in a debugger" session (its "three times" written out).
 PDB_SESSION = """\
 b forward_pass
 b backward_pass

@@ -104,7 +104,7 @@ def test_plot_training_curves_from_the_metrics_json(tmp_path):
     assert_png(fig, tmp_path / "curves.png", size=(900, 360))
     loss_ax, acc_ax = fig.axes
     np.testing.assert_allclose(loss_ax.get_lines()[0].get_ydata(), [0.3, 0.15, 0.1])
-    assert "test: 97.6%" in [t.get_text() for t in acc_ax.get_legend().get_texts()]
+    assert "final test: 97.6%" in [t.get_text() for t in acc_ax.get_legend().get_texts()]
     with pytest.raises(ValueError, match="epochs"):
         viz.plot_training_curves({"epochs": []})
 
@@ -128,7 +128,7 @@ def test_misclassified_shows_the_most_confident_mistakes_first(tmp_path, rng):
     assert viz.most_confident_mistakes(labels, probs).tolist() == [1, 3, 2]
     images = rng.integers(0, 256, (4, 28, 28), dtype=np.uint8)
     fig = viz.plot_misclassified(images, labels, probs, path=tmp_path / "mis.png")
-    assert_png(fig, tmp_path / "mis.png", size=(375, 205))
+    assert_png(fig, tmp_path / "mis.png", size=(420, 215))
     assert fig.axes[0].get_title() == "#1: true 5\npredicted 6 (95.0%)"
 
 

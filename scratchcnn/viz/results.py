@@ -23,33 +23,36 @@ def plot_training_curves(metrics, *, title=None, path=None, dpi=100):
 
     metrics: the dict (or path of the JSON file) ``python -m scratchcnn.train --metrics``
     writes: ``epochs`` a list of dicts with ``train_loss``, ``train_accuracy``, ``val_loss``,
-    ``val_accuracy``; ``test_loss``, ``test_accuracy`` and ``model`` optional.
+    ``val_accuracy``; ``test_loss``, ``test_accuracy``, ``model``, ``train_seconds`` and
+    ``validation`` (``"test set"`` when the trainer validated on it) optional.
     Returns the Figure; saves a PNG when ``path`` is given.
     """
     metrics = load_metrics(metrics)
     epochs = metrics["epochs"]
     x = np.arange(1, len(epochs) + 1)
+    # Without --val-size the trainer validates on the test set, and says so in "validation".
+    val_label = "test set" if metrics.get("validation") == "test set" else "validation"
     fig = new_figure(9, 3.6, dpi)
     loss_ax, acc_ax = fig.subplots(1, 2)
     for ax, key, scale, label in ((loss_ax, "loss", 1, "cross-entropy loss"),
                                   (acc_ax, "accuracy", 100, "accuracy (%)")):
-        for split, style in (("train", "o-"), ("val", "s--")):
+        for split, style, name in (("train", "o-", "training"), ("val", "s--", val_label)):
             values = [e.get(f"{split}_{key}") for e in epochs]
             if all(v is not None for v in values):
-                ax.plot(x, np.array(values, float) * scale, style, label=f"{split}", markersize=5)
+                ax.plot(x, np.array(values, float) * scale, style, label=name, markersize=5)
         test = metrics.get(f"test_{key}")
         if test is not None:
             ax.plot([x[-1]], [test * scale], "*", markersize=13, color="tab:red",
-                    label=f"test: {test * scale:.4g}" + ("%" if scale == 100 else ""))
+                    label=f"final test: {test * scale:.4g}" + ("%" if scale == 100 else ""))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.set_xticks(x)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
     if title is None:
-        title = f"Training {metrics.get('model', 'the network')}"
-        if metrics.get("train_seconds") is not None:
-            title += f": {len(epochs)} epochs in {metrics['train_seconds']:.0f} s"
+        title = f"Training {metrics.get('model', 'the network')}: {len(epochs)} epochs"
+        if metrics.get("test_accuracy") is not None:
+            title += f", test accuracy {metrics['test_accuracy']:.2%}"
     fig.suptitle(title, fontsize=12)
     return save(fig, path)
 
@@ -118,7 +121,7 @@ def plot_misclassified(images, labels, probs, *, indices=None, count=16, columns
     indices = list(indices)
     cols = max(1, min(columns, len(indices)))
     rows = max(1, -(-len(indices) // cols))
-    fig = new_figure(1.25 * cols, 1.6 * rows + 0.45, dpi)
+    fig = new_figure(1.4 * cols, 1.7 * rows + 0.45, dpi)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, i in zip(axes, indices):
         predicted = int(probs[i].argmax())
