@@ -20,7 +20,7 @@ MODEL_NAMES = ("seed", "classic", "mlp")
 # ``lr_decay``: the learning rate is multiplied by it after every epoch; ``shift``: training
 # images are moved by up to this many pixels (0 = no augmentation).
 TRAINING_DEFAULTS = {
-    "seed": dict(epochs=3, batch_size=32, lr=0.05, optimizer="momentum", lr_decay=1.0, shift=0),
+    "seed": dict(epochs=3, batch_size=32, lr=0.03, optimizer="momentum", lr_decay=0.5, shift=0),
     "classic": dict(epochs=6, batch_size=64, lr=1e-3, optimizer="adam", lr_decay=0.7, shift=0),
     "mlp": dict(epochs=10, batch_size=128, lr=1e-3, optimizer="adam", lr_decay=0.8, shift=0),
 }

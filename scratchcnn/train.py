@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from . import threads
 from .checkpoint import CheckpointError, architecture_of, load_checkpoint, save_checkpoint
 from .data import MNIST_FILES, MnistUnavailableError, first_n, load_mnist, normalize, train_val_split
 from .models import MODEL_NAMES, TRAINING_DEFAULTS, build_model
@@ -109,7 +110,7 @@ def build_parser():
     out = parser.add_argument_group("output")
     out.add_argument("--log-every", type=_number(int, 0, what="a step count >= 0"), default=0,
                      help="print the tutorial's 'Past N steps' line every N steps (default: "
-                          "5-10 times per epoch)")
+                          "a round number giving at most 5 lines per epoch)")
     out.add_argument("--quiet", action="store_true", help="print only the epoch summaries and the test result")
     return parser
 
@@ -305,6 +306,7 @@ class StopOnCtrlC:
 
 def main(argv=None):
     """Run the command line; returns the exit code."""
+    threads.configure("train")  # BLAS threads and allocator, before any computation
     try:
         args = parse_args(argv)
     except SystemExit as e:  # --help, or a refused option (argparse printed why)
@@ -316,14 +318,18 @@ def main(argv=None):
     except (CheckpointError, MnistUnavailableError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nInterrupted before training started.", file=sys.stderr)
+        return 130
     s, trainer = run.settings, run.trainer
     print(run.describe(), file=out, flush=True)
     if s["loop"]:
         remaining = (s["epochs"] - trainer.epoch) * len(run.train_y)
+        minutes = remaining * LOOP_MS_PER_IMAGE / 60000
         print(f"warning: --loop trains about {1000 / LOOP_MS_PER_IMAGE:.0f} images per second "
               f"(~{LOOP_MS_PER_IMAGE} ms each, measured on a 2-core machine), so this run needs about "
-              f"{remaining * LOOP_MS_PER_IMAGE / 60000:.0f} minutes; the vectorized layers do it in "
-              "seconds.", file=out, flush=True)
+              + (f"{minutes / 60:.1f} hours" if minutes > 90 else f"{minutes:.0f} minutes")
+              + "; the vectorized layers need seconds.", file=out, flush=True)
 
     run.trained_this_run = trainer.epoch < s["epochs"]
     status = "completed"

@@ -34,15 +34,15 @@ class TrainingStopped(KeyboardInterrupt):
     """A stop was requested (Ctrl-C) and the trainer halted between two steps."""
 
 
-def nice_log_every(steps_per_epoch, lines_per_epoch=5):
-    """A round step count (1, 2, 5, 10, 20, 50, ...) giving about 5-10 log lines per epoch."""
-    target = max(1, steps_per_epoch // lines_per_epoch)
-    nice = 1
-    for power in range(0, 9):
+def nice_log_every(steps_per_epoch, max_lines=5):
+    """The smallest round step count (1, 2, 5, 10, 20, 50, ...) that logs at most ``max_lines``
+    times per epoch, e.g. 500 for 1,875 steps (3 lines)."""
+    for power in range(0, 12):
         for mantissa in (1, 2, 5):
-            if mantissa * 10 ** power <= target:
-                nice = mantissa * 10 ** power
-    return nice
+            every = mantissa * 10 ** power
+            if steps_per_epoch / every <= max_lines:
+                return every
+    return steps_per_epoch
 
 
 def random_shifts(x, max_shift, rng):

@@ -72,7 +72,7 @@ def test_checkpoint_from_the_trainer_has_what_tools_need(tmp_path, monkeypatch):
                        "--save", str(path)]) == 0
     meta = load_checkpoint(path).meta
     assert meta["model"] == "seed" and meta["epoch"] == 1
-    assert meta["hyperparameters"]["batch_size"] == 32 and meta["hyperparameters"]["lr"] == 0.05
+    assert meta["hyperparameters"]["batch_size"] == 32 and meta["hyperparameters"]["lr"] == 0.03
     assert meta["metrics"]["epochs"][0]["train_loss"] > 0
     assert meta["trainer"]["shuffle_rng_state"]["bit_generator"] == "PCG64"
 

@@ -164,7 +164,7 @@ def test_resume_refuses_changed_settings(fake_data, tmp_path, capsys):
     assert run("--epochs", "1", "--save", path) == 0
     before = path.read_bytes()
     assert run("--resume", path, "--epochs", "2", "--lr", "0.5") == 1
-    assert "--lr 0.5 (checkpoint: 0.05)" in capsys.readouterr().err
+    assert "--lr 0.5 (checkpoint: 0.03)" in capsys.readouterr().err
     assert path.read_bytes() == before
 
 
@@ -239,7 +239,8 @@ def test_bad_options_are_refused(argv, message, capsys):
 # ------------------------------------------------------------------ the loop itself
 
 def test_nice_log_every():
-    assert nice_log_every(1875) == 200 and nice_log_every(938) == 100 and nice_log_every(3) == 1
+    assert nice_log_every(1875) == 500 and nice_log_every(938) == 200 and nice_log_every(3) == 1
+    assert nice_log_every(10) == 2
 
 
 def test_random_shifts_move_whole_images():
