@@ -188,6 +188,8 @@ def plot(results, path):
                         color="tab:orange", label=f"PyTorch CPU, {threads} thread{'s' * (threads > 1)}")
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="training images / s",
                title=f"{network} network")
+        ax.set_xticks(b, [str(v) for v in b])
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Training throughput (forward + backward + update), higher is better")

@@ -10,11 +10,12 @@ it loads. If it is (``import scratchcnn`` imports NumPy), it also calls the load
 ``openblas_set_num_threads`` through ctypes, which takes effect at once.
 
 BLAS threads. Measured on the 2-core development machine (benchmarks/README.md): one thread
-is faster for training at the batch sizes people use (the small matrix products of a
-minibatch don't pay for waking a second thread, and two threads collapse when another
-process is busy), while two win for inference over large batches. ``SCRATCHCNN_BLAS_THREADS``
-overrides the default; an ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` /
-``MKL_NUM_THREADS`` already set by the user is left alone.
+is as fast as or faster than two for training at every batch size and for inference, and two
+threads collapse (5-20x slower) whenever another process keeps a core busy, because
+OpenBLAS's threads spin waiting for each other. So the default is one thread for every use;
+``SCRATCHCNN_BLAS_THREADS=2`` may pay off on an idle machine for large-batch inference of the
+deeper networks. An ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``
+already set by the user is left alone (``SCRATCHCNN_BLAS_THREADS`` overrides them).
 
 Allocator. A training step allocates and frees arrays of a few hundred kB each. glibc hands
 arrays above 128 kB out as fresh ``mmap`` pages and unmaps them on free, so every step pays
@@ -29,7 +30,7 @@ import os
 import sys
 
 # Default BLAS threads per use, from the measurements in benchmarks/README.md.
-DEFAULT_THREADS = {"train": 1, "inference": 2, "benchmark": 1}
+DEFAULT_THREADS = {"train": 1, "inference": 1, "benchmark": 1}
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 # glibc mallopt parameters (malloc.h).
