@@ -21,7 +21,7 @@ MODEL_NAMES = ("seed", "classic", "mlp")
 # images are moved by up to this many pixels (0 = no augmentation).
 TRAINING_DEFAULTS = {
     "seed": dict(epochs=3, batch_size=32, lr=0.03, optimizer="momentum", lr_decay=0.5, shift=0),
-    "classic": dict(epochs=6, batch_size=64, lr=1e-3, optimizer="adam", lr_decay=0.7, shift=0),
+    "classic": dict(epochs=8, batch_size=64, lr=2e-3, optimizer="adam", lr_decay=0.6, shift=2),
     "mlp": dict(epochs=10, batch_size=128, lr=1e-3, optimizer="adam", lr_decay=0.8, shift=0),
 }
 
