@@ -29,8 +29,9 @@ from .training import ConsoleReport, Trainer, TrainingDiverged, TrainingStopped,
 TRAIN_SET_SIZE = MNIST_FILES["train_labels"].shape[0]   # 60,000
 TEST_SET_SIZE = MNIST_FILES["test_labels"].shape[0]     # 10,000
 # Measured for the loop twins of the seed network (batch 32, float32, numpy 2.4, one core of
-# a 2-core machine): forward + backward + update per training image.
-LOOP_MS_PER_IMAGE = 75
+# a 2-core machine): forward + backward + update per training image; 35-40 ms on a quiet
+# machine, up to ~100 ms while other processes compete for the cores.
+LOOP_MS_PER_IMAGE = 40
 
 # Options that define a run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "lr_decay", "shift", "seed", "dtype",
@@ -57,6 +58,7 @@ def _number(kind, low=None, high=None, low_open=False, what=""):
 def build_parser():
     defaults = "; ".join(f"{name}: {d['epochs']} epochs, batch {d['batch_size']}, {d['optimizer']} "
                          f"lr {d['lr']:g}" + (f" x{d['lr_decay']:g}/epoch" if d["lr_decay"] != 1 else "")
+                         + (f", shifts {d['shift']} px" if d["shift"] else "")
                          for name, d in TRAINING_DEFAULTS.items())
     parser = argparse.ArgumentParser(
         prog="python -m scratchcnn.train",
@@ -76,28 +78,28 @@ def build_parser():
                             "per training image (hours for all 60,000)")
 
     how = parser.add_argument_group("how to train (defaults depend on --model)")
-    how.add_argument("--epochs", type=_number(int, 0, what="an epoch count >= 0"),
+    how.add_argument("--epochs", metavar="N", type=_number(int, 0, what="an epoch count >= 0"),
                      help="total epochs (with --resume, including those already done)")
-    how.add_argument("--batch-size", type=_number(int, 1, what="a batch size >= 1"))
-    how.add_argument("--lr", type=_number(float, 0, low_open=True, what="a learning rate > 0"),
+    how.add_argument("--batch-size", metavar="N", type=_number(int, 1, what="a batch size >= 1"))
+    how.add_argument("--lr", metavar="RATE", type=_number(float, 0, low_open=True, what="a learning rate > 0"),
                      help="learning rate")
     how.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
-    how.add_argument("--lr-decay", type=_number(float, 0, 1, low_open=True, what="a factor in (0, 1]"),
+    how.add_argument("--lr-decay", metavar="FACTOR", type=_number(float, 0, 1, low_open=True, what="a factor in (0, 1]"),
                      help="multiply the learning rate by this after every epoch")
-    how.add_argument("--shift", type=_number(int, 0, 4, what="a pixel count from 0 to 4"),
+    how.add_argument("--shift", metavar="N", type=_number(int, 0, 4, what="a pixel count from 0 to 4"),
                      help="augment: move training images by up to this many pixels")
-    how.add_argument("--seed", type=_number(int, 0, what="a seed >= 0"),
+    how.add_argument("--seed", metavar="N", type=_number(int, 0, what="a seed >= 0"),
                      help="seed for the initial weights, shuffling and dropout (default 0)")
 
     data = parser.add_argument_group("data")
-    data.add_argument("--train-size", type=_number(int, 1, TRAIN_SET_SIZE, what=f"from 1 to {TRAIN_SET_SIZE:,}"),
+    data.add_argument("--train-size", metavar="N", type=_number(int, 1, TRAIN_SET_SIZE, what=f"from 1 to {TRAIN_SET_SIZE:,}"),
                       help=f"train on the first N training images (default all {TRAIN_SET_SIZE:,})")
-    data.add_argument("--test-size", type=_number(int, 1, TEST_SET_SIZE, what=f"from 1 to {TEST_SET_SIZE:,}"),
+    data.add_argument("--test-size", metavar="N", type=_number(int, 1, TEST_SET_SIZE, what=f"from 1 to {TEST_SET_SIZE:,}"),
                       help=f"test on the first N test images (default all {TEST_SET_SIZE:,})")
-    data.add_argument("--val-size", type=_number(int, 0, TRAIN_SET_SIZE - 1, what=f"from 0 to {TRAIN_SET_SIZE - 1:,}"),
+    data.add_argument("--val-size", metavar="N", type=_number(int, 0, TRAIN_SET_SIZE - 1, what=f"from 0 to {TRAIN_SET_SIZE - 1:,}"),
                       help="hold out N random training images to validate on after each epoch "
                            "(default 0: train on all of them and report the test set each epoch)")
-    data.add_argument("--data-dir", help="MNIST folder (default $SCRATCHCNN_DATA or the user cache)")
+    data.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default $SCRATCHCNN_DATA or the user cache)")
 
     files = parser.add_argument_group("files")
     files.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) after every epoch")
@@ -108,7 +110,7 @@ def build_parser():
     files.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves as a PNG")
 
     out = parser.add_argument_group("output")
-    out.add_argument("--log-every", type=_number(int, 0, what="a step count >= 0"), default=0,
+    out.add_argument("--log-every", metavar="N", type=_number(int, 0, what="a step count >= 0"), default=0,
                      help="print the tutorial's 'Past N steps' line every N steps (default: "
                           "a round number giving at most 5 lines per epoch)")
     out.add_argument("--quiet", action="store_true", help="print only the epoch summaries and the test result")
@@ -225,7 +227,7 @@ class Run:
                  f"Data: train {len(self.train_y):,}, " +
                  (f"test {len(self.test_y):,} (also reported after every epoch)" if self.validate_on_test
                   else f"validation {len(self.val[1]):,}, test {len(self.test_y):,}"),
-                 f"Training: {s['epochs']} epochs, batch {s['batch_size']}, {s['optimizer']} lr {s['lr']:g}"
+                 f"Training: {plural(s['epochs'], 'epoch')}, batch {s['batch_size']}, {s['optimizer']} lr {s['lr']:g}"
                  + (f" x{s['lr_decay']:g} per epoch" if s["lr_decay"] != 1 else "")
                  + (f", shifts up to {s['shift']} px" if s["shift"] else "") + f", seed {s['seed']}"]
         if t.epoch or t.step:
@@ -270,6 +272,10 @@ class Run:
         if self.args.plot and (metrics["epochs"] or metrics["steps"]):
             from .training import plot_curves
             plot_curves(metrics, self.args.plot)
+
+
+def plural(count, word):
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def write_json(path, data):
@@ -328,7 +334,8 @@ def main(argv=None):
         minutes = remaining * LOOP_MS_PER_IMAGE / 60000
         print(f"warning: --loop trains about {1000 / LOOP_MS_PER_IMAGE:.0f} images per second "
               f"(~{LOOP_MS_PER_IMAGE} ms each, measured on a 2-core machine), so this run needs about "
-              + (f"{minutes / 60:.1f} hours" if minutes > 90 else f"{minutes:.0f} minutes")
+              + (f"{minutes / 60:.1f} hours" if minutes > 90 else
+                 f"{minutes:.0f} minutes" if minutes >= 2 else f"{minutes * 60:.0f} seconds")
               + "; the vectorized layers need seconds.", file=out, flush=True)
 
     run.trained_this_run = trainer.epoch < s["epochs"]
@@ -369,7 +376,7 @@ def main(argv=None):
     print(f"Test Loss: {test[0]:.4f} | Test Accuracy: {test[1]:.2%}", file=out)
     if trainer.history:
         images = len(run.train_y) * len(trainer.history)
-        print(f"Trained {len(trainer.history)} epochs in {trainer.train_seconds:.1f} s "
+        print(f"Trained {plural(len(trainer.history), 'epoch')} in {trainer.train_seconds:.1f} s "
               f"({images / max(trainer.train_seconds, 1e-9):,.0f} images/s)", file=out, flush=True)
     try:
         if run.checkpoint_path:
