@@ -89,6 +89,10 @@ def save_checkpoint(path, network, optimizer=None, **meta):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
     try:
+        # mkstemp creates the file private (0600); give it the usual permissions for the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()

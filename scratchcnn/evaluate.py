@@ -63,7 +63,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="python -m scratchcnn.evaluate",
                                      description="Test a checkpoint saved by scratchcnn.train on MNIST.")
     parser.add_argument("--model", required=True, metavar="PATH", help="checkpoint (.npz) to test")
-    parser.add_argument("--test-size", type=int, choices=None, metavar="N",
+    parser.add_argument("--test-size", type=int, metavar="N",
                         help=f"use the first N test images (default all {TEST_SET_SIZE:,})")
     parser.add_argument("--data-dir", help="MNIST folder (default $SCRATCHCNN_DATA or the user cache)")
     parser.add_argument("--confusion", metavar="PNG", help="also draw the confusion matrix to this PNG")

@@ -15,7 +15,6 @@ import os
 import signal
 import sys
 import threading
-import time
 
 import numpy as np
 
@@ -148,15 +147,23 @@ class Run:
     def __init__(self, args):
         self.args = args
         self.checkpoint_path = args.save or args.resume
-        self.started = time.time()
 
     def prepare(self):
-        """Build a fresh run or restore one from ``--resume``; raises CheckpointError."""
+        """Build a fresh run or restore one from ``--resume``; raises CheckpointError, or
+        ValueError for an output file that can't be written."""
         args = self.args
+        for option, path in (("--save", args.save), ("--metrics", args.metrics), ("--plot", args.plot)):
+            check_writable(option, path)
         if args.resume:
             checkpoint = load_checkpoint(args.resume)
-            self.settings = self._settings_from(checkpoint)
-            network, optimizer = checkpoint.network, checkpoint.make_optimizer()
+            try:
+                self.settings = self._settings_from(checkpoint)
+                network, optimizer = checkpoint.network, checkpoint.make_optimizer()
+            except (KeyError, TypeError, ValueError) as e:
+                if isinstance(e, CheckpointError):
+                    raise
+                raise CheckpointError(f"{args.resume!r}: the training state in it is incomplete "
+                                      f"or malformed ({e!r})") from None
         else:
             self.settings = s = run_settings(args)
             network = build_model(s["model"], np.dtype(s["dtype"]), s["seed"], loop=s["loop"])
@@ -176,7 +183,11 @@ class Run:
                                shift=s["shift"], val=self.val, report=self.report,
                                log_every=args.log_every)
         if args.resume:
-            self.trainer.load_state_dict(checkpoint.meta["trainer"])
+            try:
+                self.trainer.load_state_dict(checkpoint.meta["trainer"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise CheckpointError(f"{args.resume!r}: the training state in it is incomplete "
+                                      f"or malformed ({e!r})") from None
 
     def _settings_from(self, checkpoint):
         """The checkpoint's run settings, after checking it is a training run of ours and that
@@ -272,6 +283,19 @@ class Run:
         if self.args.plot and (metrics["epochs"] or metrics["steps"]):
             from .training import plot_curves
             plot_curves(metrics, self.args.plot)
+
+
+def check_writable(option, path):
+    """Refuse, before training, an output path whose folder can't be made or written to."""
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{option} {path}: can't create the folder {folder!r} ({e.strerror})") from None
+    if not os.access(folder, os.W_OK) or os.path.isdir(path):
+        raise ValueError(f"{option} {path}: can't write there")
 
 
 def plural(count, word):

@@ -135,9 +135,10 @@ def test_resume_matches_an_uninterrupted_run(model, fake_data, tmp_path):
     assert strip(w) == strip(p) and w["test_loss"] == p["test_loss"]
 
 
-def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(fake_data, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("extra", [[], ["--shift", "1"]])  # shifted images must be drawn again alike
+def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(extra, fake_data, tmp_path, monkeypatch, capsys):
     whole, part = tmp_path / "whole.npz", tmp_path / "part.npz"
-    assert run("--epochs", "2", "--save", whole) == 0
+    assert run("--epochs", "2", "--save", whole, *extra) == 0
     calls = []
     real_step = Trainer._train_step
 
@@ -149,7 +150,7 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(fake_data, tmp_path, monkeyp
         return result
 
     monkeypatch.setattr(Trainer, "_train_step", step_then_ctrl_c)
-    assert run("--epochs", "2", "--save", part) == 130
+    assert run("--epochs", "2", "--save", part, *extra) == 130
     out = capsys.readouterr().out
     assert "Interrupted" in out and "Epoch 1/2" in out and "stopped at step 3/10" in out
     assert f"--resume {part}" in out
@@ -202,6 +203,14 @@ def test_bad_checkpoint_is_refused_cleanly(how, fake_data, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ failures
+
+def test_unwritable_output_is_refused_before_training(fake_data, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert run("--epochs", "1", "--save", blocker / "c.npz") == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: --save") and "Epoch" not in captured.out
+
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_data, tmp_path, capsys):
     path = tmp_path / "c.npz"
