@@ -124,6 +124,11 @@ def load_checkpoint(path):
     """Read and verify a checkpoint; raises ``CheckpointError`` saying what is wrong."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
+    if not zipfile.is_zipfile(path):
+        # Checked first: np.load would otherwise guess "pickle" and advise allow_pickle=True.
+        raise CheckpointError(f"{path!r} is not a scratchcnn checkpoint: it is not a complete .npz "
+                              "archive (another kind of file, or truncated); checkpoints are "
+                              "written by `python -m scratchcnn.train --save PATH`")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}

@@ -82,3 +82,15 @@ def test_a_different_file_is_refused(tmp_path):
     np.savez(path, meta=np.array(json.dumps({"format": "something-else"})), digest=np.array("x"))
     with pytest.raises(CheckpointError, match="not a scratchcnn checkpoint"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", [b"root:x:0:0:root:/root:/bin/bash\n", b"PK\x03\x04" + b"\x00" * 40])
+def test_a_file_that_is_not_an_npz_gets_advice_without_pickle(tmp_path, content):
+    """NumPy's own message for such files suggests allow_pickle=True, which we must never pass on."""
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "not a complete .npz archive" in message and "--save" in message
+    assert "pickle" not in message
