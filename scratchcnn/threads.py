@@ -9,13 +9,16 @@ If NumPy isn't loaded yet, this sets the ``*_NUM_THREADS`` variables that OpenBL
 it loads. If it is (``import scratchcnn`` imports NumPy), it also calls the loaded OpenBLAS's
 ``openblas_set_num_threads`` through ctypes, which takes effect at once.
 
-BLAS threads. Measured on the 2-core development machine (benchmarks/README.md): one thread
-is as fast as or faster than two for training at every batch size and for inference, and two
-threads collapse (5-20x slower) whenever another process keeps a core busy, because
-OpenBLAS's threads spin waiting for each other. So the default is one thread for every use;
-``SCRATCHCNN_BLAS_THREADS=2`` may pay off on an idle machine for large-batch inference of the
-deeper networks. An ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``
-already set by the user is left alone (``SCRATCHCNN_BLAS_THREADS`` overrides them).
+BLAS threads. Measured on the 2-core development machine (benchmarks/blas_threads.py, table in
+benchmarks/README.md): the seed network's small 9-wide products train no faster on two threads
+when the machine is idle (-9% to +3%); the classic and mlp networks (large products) train ~40% faster on two
+threads when the second core is free, but ~2x *slower* when another process keeps it busy,
+because OpenBLAS's threads spin waiting for each other. So the default depends on the use:
+one thread for ``"train"`` (the seed network) and ``"benchmark"``; for ``"train-large"`` (classic,
+mlp) and ``"inference"``, two threads when the 1-minute load average says a core is free at
+start-up, else one. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every use; an
+``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` the user set before
+starting is left alone.
 
 Allocator. A training step allocates and frees arrays of a few hundred kB each. glibc hands
 arrays above 128 kB out as fresh ``mmap`` pages and unmaps them on free, so every step pays
@@ -29,9 +32,22 @@ import ctypes.util
 import os
 import sys
 
-# Default BLAS threads per use, from the measurements in benchmarks/README.md.
-DEFAULT_THREADS = {"train": 1, "inference": 1, "benchmark": 1}
+# Uses whose large matrix products gain from a second thread when a core is free (see above).
+USES = ("train", "train-large", "inference", "benchmark")
+MULTI_THREAD_USES = {"train-large": 2, "inference": 2}
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# What the user had set before we touched anything (ours must not look like theirs later).
+_USER_BLAS_SETTINGS = {name: os.environ[name] for name in BLAS_VARIABLES if name in os.environ}
+
+
+def free_cores():
+    """Cores not busy over the last minute: ``cpu_count - load average`` (all, where unknown)."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return cores
+    return max(0.0, cores - load)
 
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -40,9 +56,13 @@ _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper limit on 64-bit
 
 def blas_threads(use="train"):
     """The BLAS thread count for ``use``: ``SCRATCHCNN_BLAS_THREADS`` if set, else the default."""
+    if use not in USES:
+        raise ValueError(f"unknown use {use!r}; expected one of {', '.join(USES)}")
     value = os.environ.get("SCRATCHCNN_BLAS_THREADS")
     if value is None:
-        return DEFAULT_THREADS.get(use, 1)
+        wanted = MULTI_THREAD_USES.get(use, 1)
+        # Extra threads only pay when each gets a core of its own: ask for (nearly) that many free.
+        return wanted if wanted > 1 and free_cores() >= wanted - 0.5 else 1
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"SCRATCHCNN_BLAS_THREADS must be a positive integer, got {value!r}")
     return int(value)
@@ -53,12 +73,10 @@ def set_blas_threads(threads):
 
     If NumPy is already loaded, its OpenBLAS is told directly.
     """
-    if os.environ.get("SCRATCHCNN_BLAS_THREADS") is not None:  # an explicit request wins
-        for name in BLAS_VARIABLES:
+    explicit = os.environ.get("SCRATCHCNN_BLAS_THREADS") is not None  # an explicit request wins
+    for name in BLAS_VARIABLES:
+        if explicit or name not in _USER_BLAS_SETTINGS:
             os.environ[name] = str(threads)
-    else:
-        for name in BLAS_VARIABLES:
-            os.environ.setdefault(name, str(threads))
     threads = int(os.environ["OPENBLAS_NUM_THREADS"])
     if "numpy" in sys.modules:
         set_loaded_blas_threads(threads)
@@ -105,7 +123,8 @@ def tune_malloc():
 
 
 def configure(use="train"):
-    """BLAS threads for ``use`` ("train", "inference" or "benchmark") and allocator tuning.
+    """BLAS threads for ``use`` (one of ``USES``) and allocator tuning; may be called again later
+    (e.g. once the model is known) to change the thread count.
 
     Returns ``{"blas_threads": n, "malloc_tuned": bool}``, for logs and benchmark headers.
     """

@@ -352,6 +352,9 @@ def main(argv=None):
         print("\nInterrupted before training started.", file=sys.stderr)
         return 130
     s, trainer = run.settings, run.trainer
+    # Now that the model is known: the seed network trains fastest on one BLAS thread, the
+    # larger ones on two when a core is free (scratchcnn/threads.py has the measurements).
+    threads.configure("train" if s["model"] == "seed" else "train-large")
     print(run.describe(), file=out, flush=True)
     if s["loop"]:
         remaining = (s["epochs"] - trainer.epoch) * len(run.train_y)

@@ -12,6 +12,7 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
     ("conv_loop_vs_vectorized.py", []),
     ("scaling.py", []),
     ("train_throughput.py", ["--no-torch"]),  # PyTorch stays optional, and importing it is slow
+    ("blas_threads.py", []),
 ])
 def test_benchmark_runs_quick(script, extra, tmp_path):
     out = tmp_path / "results.json"

@@ -1,0 +1,48 @@
+"""BLAS thread defaults per use (the speed itself is measured in benchmarks/, not here)."""
+import pytest
+
+from scratchcnn import threads
+
+
+@pytest.fixture(autouse=True)
+def no_override(monkeypatch):
+    monkeypatch.delenv("SCRATCHCNN_BLAS_THREADS", raising=False)
+
+
+@pytest.mark.parametrize("free, expected", [(2.0, 2), (1.6, 2), (1.2, 1), (0.0, 1)])
+def test_large_products_get_a_second_thread_only_when_a_core_is_free(monkeypatch, free, expected):
+    monkeypatch.setattr(threads, "free_cores", lambda: free)
+    assert threads.blas_threads("train-large") == expected
+    assert threads.blas_threads("inference") == expected
+    assert threads.blas_threads("train") == 1       # the seed network: one thread even when idle
+    assert threads.blas_threads("benchmark") == 1
+
+
+def test_environment_variable_overrides_every_use(monkeypatch):
+    monkeypatch.setenv("SCRATCHCNN_BLAS_THREADS", "3")
+    assert {threads.blas_threads(use) for use in threads.USES} == {3}
+    monkeypatch.setenv("SCRATCHCNN_BLAS_THREADS", "two")
+    with pytest.raises(ValueError, match="positive integer"):
+        threads.blas_threads("train")
+
+
+def test_unknown_use_is_refused():
+    with pytest.raises(ValueError, match="unknown use 'training'"):
+        threads.blas_threads("training")
+
+
+def test_our_own_setting_can_be_changed_later(monkeypatch):
+    """configure() runs once at start-up and again when the model is known; the second wins."""
+    for name in threads.BLAS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(threads, "_USER_BLAS_SETTINGS", {})
+    monkeypatch.setattr(threads, "free_cores", lambda: 2.0)
+    assert threads.set_blas_threads(threads.blas_threads("train")) == 1
+    assert threads.set_blas_threads(threads.blas_threads("train-large")) == 2
+    threads.set_blas_threads(1)  # leave this test process as the others expect it
+
+
+def test_a_users_own_openblas_setting_is_left_alone(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setattr(threads, "_USER_BLAS_SETTINGS", {"OPENBLAS_NUM_THREADS": "1"})
+    assert threads.set_blas_threads(2) == 1
