@@ -80,10 +80,12 @@ def plot(results, path):
         ax2.plot(x, [r["gflop_s"] for r in rows], "s--", color="tab:red", label="GFLOP/s")
         ax2.set_ylabel("achieved GFLOP/s", color="tab:red")
         ax2.set_ylim(bottom=0)
-        lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-        ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="best")
+    # One legend for all three panels, above them, where it can't cover a curve.
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    fig.legend(lines, [ln.get_label() for ln in lines], loc="upper center", ncol=2, fontsize=9,
+               bbox_to_anchor=(0.5, 0.93), frameon=False)
     fig.suptitle("Conv3x3 forward + backward (float32): cost per image and achieved FLOP rate")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
 

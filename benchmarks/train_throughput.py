@@ -190,6 +190,10 @@ def plot(results, path):
                title=f"{network} network")
         ax.set_xticks(b, [str(v) for v in b])
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        # Plain numbers at 1-1.5-2-3-5-7 steps: a log axis spanning under a decade shows ~no label otherwise.
+        ax.yaxis.set_major_locator(plt.LogLocator(subs=(1, 1.5, 2, 3, 5, 7)))
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.yaxis.set_minor_formatter(plt.NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Training throughput (forward + backward + update), higher is better")
