@@ -11,12 +11,14 @@ it loads. If it is (``import scratchcnn`` imports NumPy), it also calls the load
 
 BLAS threads. Measured on the 2-core development machine (benchmarks/blas_threads.py, table in
 benchmarks/README.md): the seed network's small 9-wide products train no faster on two threads
-when the machine is idle (-9% to +3%); the classic and mlp networks (large products) train ~40% faster on two
-threads when the second core is free, but ~2x *slower* when another process keeps it busy,
-because OpenBLAS's threads spin waiting for each other. So the default depends on the use:
-one thread for ``"train"`` (the seed network) and ``"benchmark"``; for ``"train-large"`` (classic,
-mlp) and ``"inference"``, two threads when the 1-minute load average says a core is free at
-start-up, else one. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every use; an
+when the machine is idle (-9% to +3%); the classic and mlp networks (large products) train ~40%
+faster on two. But two threads are 50-70% *slower* when another process keeps a core busy,
+because OpenBLAS's threads spin waiting for each other. The count is fixed per use, never
+chosen from the current load, because it changes float32 rounding: the same seed must give the
+same metrics, and a resumed run the same result as an uninterrupted one. So: one thread for
+``"train"`` (the seed network) and ``"benchmark"``; two (at most the core count) for
+``"train-large"`` (classic, mlp) and ``"inference"``, with ``contention_warning`` telling the
+user when another process is busy. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every use; an
 ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` the user set before
 starting is left alone.
 
@@ -32,12 +34,16 @@ import ctypes.util
 import os
 import sys
 
-# Uses whose large matrix products gain from a second thread when a core is free (see above).
-USES = ("train", "train-large", "inference", "benchmark")
-MULTI_THREAD_USES = {"train-large": 2, "inference": 2}
+# Default BLAS threads per use (at most the machine's cores), from benchmarks/blas_threads.py.
+DEFAULT_THREADS = {"train": 1, "train-large": 2, "inference": 2, "benchmark": 1}
+USES = tuple(DEFAULT_THREADS)
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # What the user had set before we touched anything (ours must not look like theirs later).
 _USER_BLAS_SETTINGS = {name: os.environ[name] for name in BLAS_VARIABLES if name in os.environ}
+
+# glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper limit on 64-bit
 
 
 def free_cores():
@@ -49,9 +55,14 @@ def free_cores():
         return cores
     return max(0.0, cores - load)
 
-# glibc mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper limit on 64-bit
+
+def contention_warning(threads):
+    """A hint for the user when ``threads`` BLAS threads won't each find a free core, else None."""
+    if threads > 1 and free_cores() < threads - 0.5:
+        return (f"note: other processes keep this machine busy (load average "
+                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); {threads} BLAS threads can "
+                "then be 2x slower than one: set SCRATCHCNN_BLAS_THREADS=1 if this run crawls")
+    return None
 
 
 def blas_threads(use="train"):
@@ -60,9 +71,7 @@ def blas_threads(use="train"):
         raise ValueError(f"unknown use {use!r}; expected one of {', '.join(USES)}")
     value = os.environ.get("SCRATCHCNN_BLAS_THREADS")
     if value is None:
-        wanted = MULTI_THREAD_USES.get(use, 1)
-        # Extra threads only pay when each gets a core of its own: ask for (nearly) that many free.
-        return wanted if wanted > 1 and free_cores() >= wanted - 0.5 else 1
+        return min(DEFAULT_THREADS[use], os.cpu_count() or 1)
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"SCRATCHCNN_BLAS_THREADS must be a positive integer, got {value!r}")
     return int(value)

@@ -353,9 +353,12 @@ def main(argv=None):
         return 130
     s, trainer = run.settings, run.trainer
     # Now that the model is known: the seed network trains fastest on one BLAS thread, the
-    # larger ones on two when a core is free (scratchcnn/threads.py has the measurements).
-    threads.configure("train" if s["model"] == "seed" else "train-large")
+    # larger ones on two (scratchcnn/threads.py has the measurements).
+    blas = threads.configure("train" if s["model"] == "seed" else "train-large")["blas_threads"]
     print(run.describe(), file=out, flush=True)
+    warning = threads.contention_warning(blas)
+    if warning:
+        print(warning, file=out, flush=True)
     if s["loop"]:
         remaining = (s["epochs"] - trainer.epoch) * len(run.train_y)
         minutes = remaining * LOOP_MS_PER_IMAGE / 60000

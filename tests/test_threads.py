@@ -9,13 +9,28 @@ def no_override(monkeypatch):
     monkeypatch.delenv("SCRATCHCNN_BLAS_THREADS", raising=False)
 
 
-@pytest.mark.parametrize("free, expected", [(2.0, 2), (1.6, 2), (1.2, 1), (0.0, 1)])
-def test_large_products_get_a_second_thread_only_when_a_core_is_free(monkeypatch, free, expected):
-    monkeypatch.setattr(threads, "free_cores", lambda: free)
-    assert threads.blas_threads("train-large") == expected
-    assert threads.blas_threads("inference") == expected
-    assert threads.blas_threads("train") == 1       # the seed network: one thread even when idle
-    assert threads.blas_threads("benchmark") == 1
+def test_defaults_per_use_are_fixed_whatever_the_load(monkeypatch):
+    """A load-dependent count would change float32 rounding, so results would depend on load."""
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 8)
+    for free in (8.0, 0.0):
+        monkeypatch.setattr(threads, "free_cores", lambda: free)
+        assert threads.blas_threads("train") == 1          # the seed network
+        assert threads.blas_threads("train-large") == 2    # classic, mlp
+        assert threads.blas_threads("inference") == 2
+        assert threads.blas_threads("benchmark") == 1
+
+
+def test_never_more_threads_than_cores(monkeypatch):
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 1)
+    assert threads.blas_threads("train-large") == 1
+
+
+def test_contention_warning_only_when_a_thread_would_share_a_core(monkeypatch):
+    monkeypatch.setattr(threads, "free_cores", lambda: 1.9)
+    assert threads.contention_warning(2) is None
+    monkeypatch.setattr(threads, "free_cores", lambda: 0.8)
+    assert "SCRATCHCNN_BLAS_THREADS=1" in threads.contention_warning(2)
+    assert threads.contention_warning(1) is None
 
 
 def test_environment_variable_overrides_every_use(monkeypatch):
@@ -36,7 +51,7 @@ def test_our_own_setting_can_be_changed_later(monkeypatch):
     for name in threads.BLAS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(threads, "_USER_BLAS_SETTINGS", {})
-    monkeypatch.setattr(threads, "free_cores", lambda: 2.0)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
     assert threads.set_blas_threads(threads.blas_threads("train")) == 1
     assert threads.set_blas_threads(threads.blas_threads("train-large")) == 2
     threads.set_blas_threads(1)  # leave this test process as the others expect it
