@@ -18,7 +18,7 @@ chosen from the current load, because it changes float32 rounding: the same seed
 same metrics, and a resumed run the same result as an uninterrupted one. So: one thread for
 ``"train"`` (the seed network) and ``"benchmark"``; two (at most the core count) for
 ``"train-large"`` (classic, mlp) and ``"inference"``, with ``contention_warning`` telling the
-user when another process is busy. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every use; an
+user when other processes keep a core busy. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every use; an
 ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` the user set before
 starting is left alone.
 
@@ -33,6 +33,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import time
 
 # Default BLAS threads per use (at most the machine's cores), from benchmarks/blas_threads.py.
 DEFAULT_THREADS = {"train": 1, "train-large": 2, "inference": 2, "benchmark": 1}
@@ -46,22 +47,36 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper limit on 64-bit
 
 
-def free_cores():
-    """Cores not busy over the last minute: ``cpu_count - load average`` (all, where unknown)."""
-    cores = os.cpu_count() or 1
+def busy_cores(interval=0.2):
+    """How many cores other processes keep busy right now.
+
+    Linux: CPU time counted in ``/proc/stat`` over ``interval`` seconds (this process sleeps
+    meanwhile). Elsewhere: the 1-minute load average, which also remembers jobs that just ended.
+    """
+    def jiffies():
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + waiting for I/O
+
     try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average on this platform
-        return cores
-    return max(0.0, cores - load)
+        total_before, idle_before = jiffies()
+        time.sleep(interval)
+        total, idle = jiffies()
+        return (os.cpu_count() or 1) * (1 - (idle - idle_before) / max(1, total - total_before))
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load average on this platform either
+            return 0.0
 
 
 def contention_warning(threads):
     """A hint for the user when ``threads`` BLAS threads won't each find a free core, else None."""
-    if threads > 1 and free_cores() < threads - 0.5:
-        return (f"note: other processes keep this machine busy (load average "
-                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); {threads} BLAS threads can "
-                "then be 2x slower than one: set SCRATCHCNN_BLAS_THREADS=1 if this run crawls")
+    busy = busy_cores() if threads > 1 else 0.0
+    if threads > 1 and (os.cpu_count() or 1) - busy < threads - 0.5:
+        return (f"note: other processes keep {busy:.1f} of this machine's {os.cpu_count()} cores busy; "
+                f"{threads} BLAS threads can then be 2x slower than one: set "
+                "SCRATCHCNN_BLAS_THREADS=1 if this run crawls")
     return None
 
 

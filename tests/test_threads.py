@@ -12,8 +12,8 @@ def no_override(monkeypatch):
 def test_defaults_per_use_are_fixed_whatever_the_load(monkeypatch):
     """A load-dependent count would change float32 rounding, so results would depend on load."""
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 8)
-    for free in (8.0, 0.0):
-        monkeypatch.setattr(threads, "free_cores", lambda: free)
+    for busy in (0.0, 8.0):
+        monkeypatch.setattr(threads, "busy_cores", lambda: busy)
         assert threads.blas_threads("train") == 1          # the seed network
         assert threads.blas_threads("train-large") == 2    # classic, mlp
         assert threads.blas_threads("inference") == 2
@@ -26,11 +26,29 @@ def test_never_more_threads_than_cores(monkeypatch):
 
 
 def test_contention_warning_only_when_a_thread_would_share_a_core(monkeypatch):
-    monkeypatch.setattr(threads, "free_cores", lambda: 1.9)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.1)
     assert threads.contention_warning(2) is None
-    monkeypatch.setattr(threads, "free_cores", lambda: 0.8)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 1.0)
     assert "SCRATCHCNN_BLAS_THREADS=1" in threads.contention_warning(2)
     assert threads.contention_warning(1) is None
+
+
+def test_busy_cores_sees_a_spinning_process():
+    import subprocess
+    import sys
+    quiet = threads.busy_cores(0.3)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+        time.sleep(0.3)  # let it start
+        busy = threads.busy_cores(0.3)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    cores = threads.os.cpu_count() or 1
+    assert 0 <= quiet <= cores + 0.01
+    assert busy >= min(cores, quiet + 0.6) - 0.1  # a whole extra core busy (unless all already were)
 
 
 def test_environment_variable_overrides_every_use(monkeypatch):
