@@ -4,7 +4,6 @@ Prints the test loss and accuracy, the accuracy of each digit and the confusion 
 with ``--confusion PNG`` draws the matrix. ``main([...])`` returns an exit code.
 """
 import argparse
-import os
 import sys
 
 import numpy as np
@@ -13,15 +12,9 @@ from . import threads
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import MNIST_FILES, MnistUnavailableError, first_n, load_mnist, normalize
 from .training import evaluate
+from .viz import confusion_matrix, plot_confusion_matrix
 
 TEST_SET_SIZE = MNIST_FILES["test_labels"].shape[0]
-
-
-def confusion_matrix(labels, predicted, num_classes=10):
-    """``(num_classes, num_classes)`` counts: row = true digit, column = predicted digit."""
-    matrix = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(matrix, (labels, predicted), 1)  # 10,000 pairs once: not a hot path
-    return matrix
 
 
 def format_confusion(matrix):
@@ -31,32 +24,6 @@ def format_confusion(matrix):
     for digit, row in enumerate(matrix):
         lines.append(f"{digit:>16} " + "".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
-
-
-def plot_confusion(matrix, path, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 5.4))
-    # Log-like colour scale via the off-diagonal share, so the few mistakes stay visible.
-    shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    image = axis.imshow(np.sqrt(shown), cmap="Blues")
-    for i in range(len(matrix)):
-        for j in range(len(matrix)):
-            if matrix[i, j]:
-                axis.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-                          color="white" if shown[i, j] > 0.5 else "black")
-    axis.set_xticks(range(10))
-    axis.set_yticks(range(10))
-    axis.set_xlabel("predicted digit")
-    axis.set_ylabel("true digit")
-    axis.set_title(title)
-    figure.colorbar(image, ax=axis, label="sqrt(share of the true digit)")
-    figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def build_parser():
@@ -107,7 +74,8 @@ def main(argv=None):
     print(format_confusion(matrix))
     if args.confusion:
         try:
-            plot_confusion(matrix, args.confusion, f"scratchcnn {name}: {accuracy:.2%} on {len(labels):,}")
+            plot_confusion_matrix(labels, predicted, path=args.confusion,
+                                  title=f"scratchcnn {name}: {accuracy:.2%} on {len(labels):,}")
         except OSError as e:
             print(f"error: can't write {args.confusion!r}: {e}", file=sys.stderr)
             return 1

@@ -47,21 +47,23 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper limit on 64-bit
 
 
+def cpu_times():
+    """``(total, idle)`` CPU time of all cores since boot, in jiffies, from Linux's ``/proc/stat``."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # idle + waiting for I/O
+
+
 def busy_cores(interval=0.2):
     """How many cores other processes keep busy right now.
 
     Linux: CPU time counted in ``/proc/stat`` over ``interval`` seconds (this process sleeps
     meanwhile). Elsewhere: the 1-minute load average, which also remembers jobs that just ended.
     """
-    def jiffies():
-        with open("/proc/stat") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:]]
-        return sum(fields), fields[3] + fields[4]  # total, idle + waiting for I/O
-
     try:
-        total_before, idle_before = jiffies()
+        total_before, idle_before = cpu_times()
         time.sleep(interval)
-        total, idle = jiffies()
+        total, idle = cpu_times()
         return (os.cpu_count() or 1) * (1 - (idle - idle_before) / max(1, total - total_before))
     except (OSError, ValueError, IndexError):
         try:

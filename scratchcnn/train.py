@@ -281,8 +281,8 @@ class Run:
         if self.args.metrics:
             write_json(self.args.metrics, metrics)
         if self.args.plot and (metrics["epochs"] or metrics["steps"]):
-            from .training import plot_curves
-            plot_curves(metrics, self.args.plot)
+            from .viz import plot_training_curves  # matplotlib only when a plot is asked for
+            plot_training_curves(metrics, path=self.args.plot)
 
 
 def check_writable(option, path):

@@ -15,7 +15,6 @@ an uninterrupted one.
 What is printed is the job of a report object (``ConsoleReport``); the trainer only computes.
 """
 import copy
-import os
 import math
 import sys
 import time
@@ -294,41 +293,3 @@ class ConsoleReport(SilentReport):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-# ---------------------------------------------------------------------- curves
-
-def plot_curves(metrics, path):
-    """Write a PNG of the loss (left) and accuracy (right) curves in ``metrics``.
-
-    ``metrics`` as written by ``--metrics``: the logged "past N steps" points give the fine
-    training curves, the per-epoch entries the train and validation/test markers.
-    """
-    import matplotlib
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    epochs, steps = metrics.get("epochs", []), metrics.get("steps", [])
-    val_name = "test" if metrics.get("validation") == "test set" else "validation"
-    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, key, scale in ((loss_axis, "loss", 1), (acc_axis, "accuracy", 100)):
-        if steps:
-            axis.plot([p["epoch"] for p in steps], [p[key] * scale for p in steps],
-                      color="tab:blue", alpha=0.35, label=f"train (every {steps[0]['steps']} steps)")
-        if epochs:
-            x = [e["epoch"] for e in epochs]
-            axis.plot(x, [e[f"train_{key}"] * scale for e in epochs], "o-", color="tab:blue",
-                      label="train (epoch)")
-            if epochs[-1].get(f"val_{key}") is not None:
-                axis.plot(x, [e[f"val_{key}"] * scale for e in epochs], "s-", color="tab:orange",
-                          label=f"{val_name} (epoch)")
-        axis.set_xlabel("epoch")
-        axis.set_ylabel("cross-entropy loss" if key == "loss" else "accuracy (%)")
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.suptitle(f"scratchcnn {metrics.get('model', '')}")
-    figure.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

@@ -7,7 +7,6 @@ table (names, digests, shapes) and fake sources, so they are fast and need no ne
 import gzip
 import hashlib
 import http.server
-import io
 import logging
 import os
 import pickle
@@ -27,7 +26,7 @@ from scratchcnn.data import (
     PypiWheelSource, SourceError, UnsafePickleError, first_n, load_mnist, normalize, resolve_data_dir,
     shuffle, train_val_split,
 )
-from scratchcnn.data import cache as cache_mod, idx as idx_mod, sources as sources_mod
+from scratchcnn.data import idx as idx_mod, sources as sources_mod
 from scratchcnn.data.idx import atomic_write, idx_bytes, idx_header, read_gz_verified, write_gz
 from scratchcnn.data.safe_pickle import load_arrays
 from scratchcnn.data.sources import download_wheel, mnist_arrays_from_wheel

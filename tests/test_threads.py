@@ -34,21 +34,17 @@ def test_contention_warning_only_when_a_thread_would_share_a_core(monkeypatch):
     assert threads.contention_warning(1) is None
 
 
-def test_busy_cores_sees_a_spinning_process():
-    import subprocess
-    import sys
-    quiet = threads.busy_cores(0.3)
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        import time
-        time.sleep(0.3)  # let it start
-        busy = threads.busy_cores(0.3)
-    finally:
-        spinner.kill()
-        spinner.wait()
-    cores = threads.os.cpu_count() or 1
-    assert 0 <= quiet <= cores + 0.01
-    assert busy >= min(cores, quiet + 0.6) - 0.1  # a whole extra core busy (unless all already were)
+def test_busy_cores_from_cpu_time(monkeypatch):
+    """Over the interval, 1,000 jiffies passed on 2 cores and 500 of them idle: one core busy."""
+    readings = iter([(10_000, 6_000), (11_000, 6_500)])
+    monkeypatch.setattr(threads, "cpu_times", lambda: next(readings))
+    monkeypatch.setattr(threads.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    assert threads.busy_cores() == pytest.approx(1.0)
+
+
+def test_busy_cores_on_this_machine_is_a_core_count():
+    assert 0 <= threads.busy_cores(0.05) <= (threads.os.cpu_count() or 1) + 1e-9
 
 
 def test_environment_variable_overrides_every_use(monkeypatch):

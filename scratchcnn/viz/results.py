@@ -24,11 +24,12 @@ def plot_training_curves(metrics, *, title=None, path=None, dpi=100):
     metrics: the dict (or path of the JSON file) ``python -m scratchcnn.train --metrics``
     writes: ``epochs`` a list of dicts with ``train_loss``, ``train_accuracy``, ``val_loss``,
     ``val_accuracy``; ``test_loss``, ``test_accuracy``, ``model``, ``train_seconds`` and
-    ``validation`` (``"test set"`` when the trainer validated on it) optional.
+    ``validation`` (``"test set"`` when the trainer validated on it) and ``steps`` (the logged
+    "Past N steps" points: ``epoch`` (fractional), ``steps``, ``loss``, ``accuracy``) optional.
     Returns the Figure; saves a PNG when ``path`` is given.
     """
     metrics = load_metrics(metrics)
-    epochs = metrics["epochs"]
+    epochs, steps = metrics.get("epochs", []), metrics.get("steps", [])
     x = np.arange(1, len(epochs) + 1)
     # Without --val-size the trainer validates on the test set, and says so in "validation".
     val_label = "test set" if metrics.get("validation") == "test set" else "validation"
@@ -36,17 +37,21 @@ def plot_training_curves(metrics, *, title=None, path=None, dpi=100):
     loss_ax, acc_ax = fig.subplots(1, 2)
     for ax, key, scale, label in ((loss_ax, "loss", 1, "cross-entropy loss"),
                                   (acc_ax, "accuracy", 100, "accuracy (%)")):
-        for split, style, name in (("train", "o-", "training"), ("val", "s--", val_label)):
+        if steps:  # the trainer's "Past N steps" points, at fractional epochs: the fine curve
+            ax.plot([p["epoch"] for p in steps], [p[key] * scale for p in steps], color="tab:blue",
+                    alpha=0.35, label=f"training, every {steps[0]['steps']} steps")
+        for split, style, name in (("train", "o-", "training (epoch mean)"), ("val", "s--", val_label)):
             values = [e.get(f"{split}_{key}") for e in epochs]
-            if all(v is not None for v in values):
+            if epochs and all(v is not None for v in values):
                 ax.plot(x, np.array(values, float) * scale, style, label=name, markersize=5)
         test = metrics.get(f"test_{key}")
-        if test is not None:
+        if test is not None and epochs:
             ax.plot([x[-1]], [test * scale], "*", markersize=13, color="tab:red",
                     label=f"final test: {test * scale:.4g}" + ("%" if scale == 100 else ""))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        ax.set_xticks(x)
+        if epochs:
+            ax.set_xticks(x)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
     if title is None:
