@@ -17,12 +17,12 @@ interrupted save leaves the previous checkpoint intact.
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from . import layers as layer_module
+from .atomic import atomic_write
 from . import loops
 from .network import Network
 from .optim import OPTIMIZERS
@@ -85,22 +85,8 @@ def save_checkpoint(path, network, optimizer=None, **meta):
     arrays["digest"] = np.array(_digest(meta_json, arrays))
     arrays["meta"] = np.array(meta_json)
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        # mkstemp creates the file private (0600); give it the usual permissions for the umask.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 class Checkpoint:

@@ -19,6 +19,7 @@ import threading
 import numpy as np
 
 from . import threads
+from .atomic import atomic_write
 from .checkpoint import CheckpointError, architecture_of, load_checkpoint, save_checkpoint
 from .data import MNIST_FILES, MnistUnavailableError, first_n, load_mnist, normalize, train_val_split
 from .models import MODEL_NAMES, TRAINING_DEFAULTS, build_model
@@ -303,12 +304,8 @@ def plural(count, word):
 
 
 def write_json(path, data):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 class StopOnCtrlC:

