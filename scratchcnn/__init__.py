@@ -7,11 +7,11 @@ the optimizers update them.
 from .layers import (AvgPool2, Conv2D, Conv3x3, Dense, Dropout, Flatten, Layer, MaxPool2, ReLU,
                      Softmax)
 from .losses import cross_entropy, softmax_cross_entropy
-from .network import Network
+from .network import Network, TrainingDiverged
 from .optim import SGD, Adam, Momentum
 
 __version__ = "0.1.0"
 
 __all__ = ["Layer", "Conv2D", "Conv3x3", "MaxPool2", "AvgPool2", "Softmax", "Dense", "ReLU",
-           "Flatten", "Dropout", "Network", "SGD", "Momentum", "Adam", "cross_entropy",
+           "Flatten", "Dropout", "Network", "TrainingDiverged", "SGD", "Momentum", "Adam", "cross_entropy",
            "softmax_cross_entropy"]

@@ -11,6 +11,14 @@ import numpy as np
 from .losses import check_labels, cross_entropy, softmax_cross_entropy
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the weights are those from before the bad step."""
+
+    def __init__(self, loss, where=""):
+        self.loss = loss
+        super().__init__(f"the loss became {loss}{where}; try a lower learning rate")
+
+
 class Network:
     """Sequential network ending in a layer that outputs ``(N, num_classes)`` probabilities."""
 
@@ -75,8 +83,16 @@ class Network:
         return loss, probs
 
     def train_step(self, x, labels, optimizer):
-        """One minibatch of training. Returns ``(mean loss, number correct)``."""
-        loss, probs = self.loss_and_gradients(x, labels)
+        """One minibatch of training. Returns ``(mean loss, number correct)``.
+
+        Raises ``TrainingDiverged`` *before* updating if the loss is NaN or infinite, so the
+        weights stay those of the last good step.
+        """
+        # Overflow is reported once below, with advice, instead of as NumPy warnings.
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, probs = self.loss_and_gradients(x, labels)
+        if not np.isfinite(loss):
+            raise TrainingDiverged(loss)
         optimizer.step(self.layers)
         return loss, int((probs.argmax(axis=1) == labels).sum())
 

@@ -374,7 +374,7 @@ def main(argv=None):
         run.report.close()
         where = f"; the last good checkpoint {run.checkpoint_path!r} was left as it was" \
             if run.checkpoint_path else ""
-        print(f"error: training stopped: {e}{where}", file=sys.stderr)
+        print(f"error: training stopped: {e} (--lr){where}", file=sys.stderr)
         run.write_outputs("diverged")
         return 1
     except KeyboardInterrupt as e:

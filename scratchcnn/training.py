@@ -22,11 +22,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from .network import TrainingDiverged
+
 EVAL_BATCH = 500  # images per forward pass when evaluating: bounds the im2col memory
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the weights are those from before the bad step."""
 
 
 class TrainingStopped(KeyboardInterrupt):
@@ -147,17 +145,13 @@ class Trainer:
         self.report.epoch_end(self.history[-1], epochs)
 
     def _train_step(self, x, labels):
-        """Forward, backward and (only if the loss is finite) an optimizer step."""
-        # Overflow is reported below, once and with advice, instead of as NumPy warnings.
-        with np.errstate(over="ignore", invalid="ignore"):
-            loss, probs = self.network.loss_and_gradients(x, labels)
-        if not np.isfinite(loss):
-            # Checked before the update, so the weights stay those of the last good step.
-            raise TrainingDiverged(
-                f"the loss became {loss} at epoch {self.epoch + 1}, step {self.step + 1} "
-                f"(learning rate {self.optimizer.lr:g}); try a lower learning rate (--lr)")
-        self.optimizer.step(self.network.layers)
-        return loss, int((probs.argmax(axis=1) == labels).sum())
+        """``Network.train_step``, with where it happened added to a divergence."""
+        try:
+            return self.network.train_step(x, labels, self.optimizer)
+        except TrainingDiverged as e:
+            where = (f" at epoch {self.epoch + 1}, step {self.step + 1} "
+                     f"(learning rate {self.optimizer.lr:g})")
+            raise TrainingDiverged(e.loss, where) from None
 
     def _log_window(self, window):
         """Record and report the tutorial's "Past N steps" line, then start a new window."""

@@ -64,3 +64,15 @@ def test_eval_mode_turns_dropout_off_and_predict_restores_mode(rng):
     first = net.predict_proba(x)
     np.testing.assert_array_equal(first, net.predict_proba(x))  # deterministic in evaluation
     assert net.layers[1].training  # predict_proba put the network back in training mode
+
+
+def test_a_diverging_step_raises_before_touching_the_weights(rng):
+    net = tutorial_network(rng, np.float32)
+    x, labels = make_stripes(rng, 20)
+    with pytest.raises(sc.TrainingDiverged, match="lower learning rate"):
+        for _ in range(20):
+            before = [p.copy() for layer in net.layers for p in layer.params.values()]
+            net.train_step(x, labels, sc.SGD(1e30))
+    after = [p for layer in net.layers for p in layer.params.values()]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert all(np.isfinite(p).all() for p in after)
