@@ -20,7 +20,6 @@ import argparse
 import copy
 import errno
 import importlib.resources
-import importlib.util
 import json
 import os
 import tempfile
@@ -348,25 +347,22 @@ def train_briefly(data_dir=None):
     """
     print(f"No --model given: training the tutorial network (seed) for 1 epoch on the first "
           f"{BRIEF_TRAIN_SIZE:,} MNIST images first; this takes seconds.", flush=True)
-    if importlib.util.find_spec("scratchcnn.train") is None:
-        network, accuracy = _train_loop(data_dir)
-    else:
-        from . import train
-        with tempfile.TemporaryDirectory() as folder:
-            path, metrics_path = os.path.join(folder, "seed.npz"), os.path.join(folder, "metrics.json")
-            args = ["--model", "seed", "--epochs", "1", "--train-size", str(BRIEF_TRAIN_SIZE),
-                    "--save", path, "--metrics", metrics_path]
-            if data_dir:
-                args += ["--data-dir", data_dir]
-            code = train.main(args)
-            if code == 130:
-                raise KeyboardInterrupt
-            if code != 0:
-                raise TrainingFailed(f"training the tutorial network failed (exit code {code}, "
-                                     "see above); train one yourself and pass it with --model")
-            network = load_checkpoint(path).network
-            with open(metrics_path) as f:
-                accuracy = json.load(f).get("test_accuracy")
+    from . import train  # imported here: serving a saved model needs none of it
+    with tempfile.TemporaryDirectory() as folder:
+        path, metrics_path = os.path.join(folder, "seed.npz"), os.path.join(folder, "metrics.json")
+        args = ["--model", "seed", "--epochs", "1", "--train-size", str(BRIEF_TRAIN_SIZE),
+                "--save", path, "--metrics", metrics_path]
+        if data_dir:
+            args += ["--data-dir", data_dir]
+        code = train.main(args)
+        if code == 130:
+            raise KeyboardInterrupt
+        if code != 0:
+            raise TrainingFailed(f"training the tutorial network failed (exit code {code}, "
+                                 "see above); train one yourself and pass it with --model")
+        network = load_checkpoint(path).network
+        with open(metrics_path) as f:
+            accuracy = json.load(f).get("test_accuracy")
     score = f": {accuracy:.1%} test accuracy" if isinstance(accuracy, float) else ""
     description = (f"tutorial network (seed), trained just now for 1 epoch on "
                    f"{BRIEF_TRAIN_SIZE:,} images{score}")
@@ -377,30 +373,6 @@ def train_briefly(data_dir=None):
 
 class TrainingFailed(RuntimeError):
     """Training the tutorial network without --model did not finish."""
-
-
-def _train_loop(data_dir=None):
-    """The fallback when ``scratchcnn.train`` isn't installed: minibatch SGD with momentum.
-
-    Returns ``(network, test accuracy)``."""
-    from tqdm import tqdm
-
-    from .data import load_mnist
-    from .models import TRAINING_DEFAULTS, build_model
-    from .optim import OPTIMIZERS
-
-    train_x, train_y, test_x, test_y = load_mnist(data_dir)
-    x, y = normalize(train_x[:BRIEF_TRAIN_SIZE]), train_y[:BRIEF_TRAIN_SIZE].astype(np.int64)
-    defaults = TRAINING_DEFAULTS["seed"]
-    network = build_model("seed").train()
-    optimizer = OPTIMIZERS[defaults["optimizer"]](lr=defaults["lr"])
-    order = np.random.default_rng(0).permutation(len(x))
-    batch = defaults["batch_size"]
-    for start in tqdm(range(0, len(x), batch), desc="training", unit="batch"):
-        index = order[start:start + batch]
-        network.train_step(x[index], y[index], optimizer)
-    network.eval()
-    return network, network.accuracy(normalize(test_x), test_y.astype(np.int64))
 
 
 def port_number(text):

@@ -355,7 +355,7 @@ def test_main_refuses_a_bad_port(capsys):
 def test_without_model_the_tutorial_network_is_trained_briefly(monkeypatch, capsys):
     """The wiring only (a stand-in trainer writes the checkpoint and metrics): the real
     training is the trainer's business and its own tests'."""
-    train = pytest.importorskip("scratchcnn.train")
+    from scratchcnn import train
     calls = []
 
     def fake_train(argv):
