@@ -6,6 +6,8 @@ The wiring of the tutorial network, for example::
              MaxPool2(),              # (N, 26, 26, 8)  -> (N, 13, 13, 8)
              Softmax(13 * 13 * 8, 10)])  # (N, 13, 13, 8) -> (N, 10)
 """
+import contextlib
+
 import numpy as np
 
 from .losses import check_labels, cross_entropy, softmax_cross_entropy
@@ -96,16 +98,22 @@ class Network:
         optimizer.step(self.layers)
         return loss, int((probs.argmax(axis=1) == labels).sum())
 
-    def predict_proba(self, x, batch_size=1000):
-        """Probabilities ``(N, num_classes)`` in evaluation mode, ``batch_size`` at a time."""
-        mode = [layer.training for layer in self.layers]
+    @contextlib.contextmanager
+    def evaluating(self):
+        """``with network.evaluating():`` evaluation mode inside, each layer's mode restored after."""
+        modes = [layer.training for layer in self.layers]
         self.eval()
         try:
+            yield self
+        finally:
+            for layer, training in zip(self.layers, modes):
+                layer.training = training
+
+    def predict_proba(self, x, batch_size=1000):
+        """Probabilities ``(N, num_classes)`` in evaluation mode, ``batch_size`` at a time."""
+        with self.evaluating():
             return np.concatenate([self.forward(x[i:i + batch_size])
                                    for i in range(0, len(x), batch_size)])
-        finally:
-            for layer, training in zip(self.layers, mode):
-                layer.training = training
 
     def predict(self, x, batch_size=1000):
         """Predicted classes ``(N,)``."""

@@ -23,13 +23,8 @@ def feature_stages(network, image):
     the first that is not; ``probs`` ``(num_classes,)`` if the network ends in probabilities,
     else None.
     """
-    mode = [layer.training for layer in network.layers]
-    network.eval()
-    try:
+    with network.evaluating():
         out = network.forward(np.asarray(image)[np.newaxis])  # (1, H, W) -> (1, ...)
-    finally:
-        for layer, training in zip(network.layers, mode):
-            layer.training = training
     stages = []
     for layer, maps in zip(network.layers, network.outputs[1:]):
         if maps.ndim != 4:
