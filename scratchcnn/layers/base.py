@@ -8,6 +8,11 @@ Every layer follows one small interface, so the vectorized layers, their loop tw
 * ``backward(d_y) -> d_x``. Returns the gradient w.r.t. the layer's input and fills
   ``grads``; it never updates parameters (an optimizer does).
 * ``params`` and ``grads``: dicts from parameter name to array, with the same keys.
+* ``window``: ``(size, stride, padding)`` of the input pixels each output pixel is computed
+  from, for layers that keep a spatial map (``(1, 1, 0)`` for element-wise layers); ``None``
+  for layers whose output is flat. The page uses it to outline a pixel's window.
+* ``get_extra_state()`` / ``set_extra_state(state)``: state that is not a parameter but must
+  survive a checkpoint (a generator's position, running statistics), as a JSON-able dict.
 """
 import numpy as np
 
@@ -16,6 +21,8 @@ INIT_SCHEMES = ("tutorial", "he", "glorot")
 
 class Layer:
     """Base class: a layer with no parameters until a subclass adds some."""
+
+    window = None  # (size, stride, padding) for layers with spatial output; see the module doc
 
     def __init__(self):
         self.params = {}
@@ -30,6 +37,15 @@ class Layer:
 
     def __call__(self, x):
         return self.forward(x)
+
+    def get_extra_state(self):
+        """Non-parameter state a checkpoint must keep, as a JSON-able dict (none by default)."""
+        return {}
+
+    def set_extra_state(self, state):
+        """Restore what ``get_extra_state`` returned."""
+        if state:
+            raise ValueError(f"{type(self).__name__}: has no extra state, got keys {sorted(state)}")
 
     def config(self):
         """The constructor arguments that rebuild this layer (saved in checkpoints)."""
