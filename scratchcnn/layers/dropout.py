@@ -8,6 +8,7 @@ class Dropout(Layer):
     """While ``training``, zero each value with probability ``rate`` and scale the rest by
     ``1 / (1 - rate)`` so the expected activation is unchanged; in evaluation it is the
     identity. Any shape."""
+    window = (1, 1, 0)  # element-wise
 
     def __init__(self, rate=0.5, rng=None):
         super().__init__()
