@@ -1,5 +1,6 @@
 """Runtime settings: BLAS thread defaults per use, the busy-core note (the speed itself is
 measured in benchmarks/, not here)."""
+import os
 import threading
 
 import pytest
@@ -57,6 +58,8 @@ def test_busy_cores_falls_back_to_the_load_average(monkeypatch):
     assert runtime.busy_cores() == 1.25
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="elsewhere the load average answers, "
+                    "which a 0.3 s spin barely moves")
 def test_busy_cores_on_this_machine_counts_a_spinning_thread():
     """A thread that never sleeps keeps one core busy for the whole interval, whatever else the
     machine does, so at least (about) one core must be counted, and never more than it has."""
@@ -105,10 +108,15 @@ def test_the_loaded_blas_library_is_told(monkeypatch):
     for name in runtime.BLAS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(runtime, "_USER_BLAS_SETTINGS", {})
+
+    def loaded_blas_threads():
+        return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
+
+    if not loaded_blas_threads():
+        pytest.skip("threadpoolctl controls no BLAS library in this process (Apple Accelerate?)")
     for threads in (2, 1):  # ends on 1, as the other tests expect this process
         assert runtime.set_blas_threads(threads) == threads
-        blas = [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
-        assert blas and set(blas) == {threads}
+        assert loaded_blas_threads() == {threads}
 
 
 def test_a_users_own_openblas_setting_is_left_alone(monkeypatch):
