@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from . import threads
+from . import runtime
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import MNIST_FILES, MnistUnavailableError, first_n, load_mnist, normalize
 from .training import evaluate
@@ -39,7 +39,7 @@ def build_parser():
 
 def main(argv=None):
     """Run the command line; returns the exit code (0 done, 1 error, 2 bad option)."""
-    threads.configure("inference")  # BLAS threads and allocator, before any computation
+    runtime.configure("inference")  # BLAS threads and allocator, before any computation
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

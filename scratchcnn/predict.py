@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from . import threads
+from . import runtime
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import normalize
 from .imaging import ImageError, load_image, to_mnist
@@ -42,7 +42,7 @@ def build_parser():
 
 def main(argv=None):
     """Run the command line; returns the exit code (0 done, 1 error, 2 bad option)."""
-    threads.configure("inference")  # BLAS threads and allocator, before any computation
+    runtime.configure("inference")  # BLAS threads and allocator, before any computation
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from . import threads
+from . import runtime
 from .atomic import atomic_write
 from .checkpoint import CheckpointError, architecture_of, load_checkpoint, save_checkpoint
 from .data import MNIST_FILES, MnistUnavailableError, first_n, load_mnist, normalize, train_val_split
@@ -333,7 +333,7 @@ class StopOnCtrlC:
 
 def main(argv=None):
     """Run the command line; returns the exit code."""
-    threads.configure("train")  # BLAS threads and allocator, before any computation
+    runtime.configure("train")  # BLAS threads and allocator, before any computation
     try:
         args = parse_args(argv)
     except SystemExit as e:  # --help, or a refused option (argparse printed why)
@@ -350,10 +350,10 @@ def main(argv=None):
         return 130
     s, trainer = run.settings, run.trainer
     # Now that the model is known: the seed network trains fastest on one BLAS thread, the
-    # larger ones on two (scratchcnn/threads.py has the measurements).
-    blas = threads.configure("train" if s["model"] == "seed" else "train-large")["blas_threads"]
+    # larger ones on two (scratchcnn/runtime.py has the measurements).
+    blas = runtime.configure("train" if s["model"] == "seed" else "train-large")["blas_threads"]
     print(run.describe(), file=out, flush=True)
-    warning = threads.contention_warning(blas)
+    warning = runtime.contention_warning(blas)
     if warning:
         print(warning, file=out, flush=True)
     if s["loop"]:
