@@ -14,7 +14,8 @@ import pytest
 from scratchcnn import train
 from scratchcnn.optim import SGD
 from scratchcnn.models import build_model
-from scratchcnn.training import Trainer, TrainingDiverged, nice_log_every, random_shifts
+from scratchcnn.data.preprocess import random_shifts
+from scratchcnn.training import Trainer, TrainingDiverged, nice_log_every
 
 
 def fake_mnist(n_train=640, n_test=200, seed=0):
