@@ -174,31 +174,6 @@ class Run:
                 self.trainer.load_state_dict(checkpoint.meta["trainer"])
         self.start_epoch = self.trainer.epoch
 
-    def _build(self):
-        """A fresh network and optimizer from the settings."""
-        s = self.settings
-        network = build_model(s["model"], np.dtype(s["dtype"]), s["seed"], loop=s["loop"])
-        return network, OPTIMIZERS[s["optimizer"]](s["lr"])
-
-    def _settle_epochs_and_test_size(self, checkpoint):
-        """``--epochs`` and ``--test-size`` may change on resuming; else the checkpoint's hold."""
-        s, args = self.settings, self.args
-        s["test_size"] = args.test_size or s.get("test_size")
-        if args.epochs is not None:
-            s["epochs"] = args.epochs
-        elif checkpoint is not None:
-            s["epochs"] = checkpoint.meta.get("epochs", s["epochs"])
-
-    def _make_trainer(self, network, optimizer):
-        s = self.settings
-        self.validate_on_test = not s["val_size"]
-        self.report = ConsoleReport(quiet=self.args.quiet, val_name="test" if self.validate_on_test else "val")
-        optimizer.lr = s["lr"]  # the trainer sets each epoch's decayed rate from this one
-        return Trainer(network, optimizer, self.train_x, self.train_y,
-                       batch_size=s["batch_size"], seed=s["seed"], lr_decay=s["lr_decay"],
-                       shift=s["shift"], val=self.val, report=self.report,
-                       log_every=self.args.log_every)
-
     def _settings_from(self, checkpoint):
         """The checkpoint's run settings, after checking it is a training run of ours and that
         no option given contradicts it."""
@@ -223,12 +198,28 @@ class Run:
                                   f"{path!r}: {', '.join(clashes)}")
         return settings
 
+    def _build(self):
+        """A fresh network and optimizer from the settings."""
+        s = self.settings
+        network = build_model(s["model"], np.dtype(s["dtype"]), s["seed"], loop=s["loop"])
+        return network, OPTIMIZERS[s["optimizer"]](s["lr"])
+
+    def _settle_epochs_and_test_size(self, checkpoint):
+        """``--epochs`` and ``--test-size`` may change on resuming; else the checkpoint's hold."""
+        s, args = self.settings, self.args
+        s["test_size"] = args.test_size or s.get("test_size")
+        if args.epochs is not None:
+            s["epochs"] = args.epochs
+        elif checkpoint is not None:
+            s["epochs"] = checkpoint.meta.get("epochs", s["epochs"])
+
     def load_data(self):
+        """The training, validation and test images, as the settings ask, normalised."""
         s = self.settings
         dtype = np.dtype(s["dtype"])
+        self.validate_on_test = not s["val_size"]
         train_x, train_y, test_x, test_y = load_mnist(self.args.data_dir)
         train_y, test_y = train_y.astype(np.int64), test_y.astype(np.int64)
-        self.val = None
         if s["val_size"]:
             train_x, train_y, val_x, val_y = train_val_split(train_x, train_y, s["val_size"], s["seed"])
             self.val = (normalize(val_x, dtype), val_y)
@@ -238,8 +229,18 @@ class Run:
             test_x, test_y = first_n(test_x, test_y, min(s["test_size"], len(test_y)))
         self.train_x, self.train_y = normalize(train_x, dtype), train_y
         self.test_x, self.test_y = normalize(test_x, dtype), test_y
-        if self.val is None:
+        if self.validate_on_test:
             self.val = (self.test_x, self.test_y)  # reported per epoch as "test"
+
+    def _make_trainer(self, network, optimizer):
+        """The trainer of ``network``, reporting to the console."""
+        s = self.settings
+        self.report = ConsoleReport(quiet=self.args.quiet, val_name="test" if self.validate_on_test else "val")
+        optimizer.lr = s["lr"]  # the trainer sets each epoch's decayed rate from this one
+        return Trainer(network, optimizer, self.train_x, self.train_y,
+                       batch_size=s["batch_size"], seed=s["seed"], lr_decay=s["lr_decay"],
+                       shift=s["shift"], val=self.val, report=self.report,
+                       log_every=self.args.log_every)
 
     def describe(self):
         s, t = self.settings, self.trainer
