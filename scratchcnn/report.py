@@ -17,8 +17,9 @@ with warnings.catch_warnings():
     # to text bars; a terminal gets those text bars without a word, so a notebook does too.
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm as progress_bar
+    from tqdm.autonotebook import tqdm as _chosen  # what tqdm.auto chose (it adds asyncio)
 
-IN_NOTEBOOK = progress_bar is not text_bar  # tqdm.auto found a Jupyter kernel with widgets
+IN_NOTEBOOK = _chosen is not text_bar  # tqdm.auto found a Jupyter kernel with widgets
 
 
 class SilentReport:
