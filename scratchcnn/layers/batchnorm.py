@@ -42,35 +42,43 @@ class BatchNorm(Layer):
         x = self._checked_input(x)                  # (N, C) or (N, H, W, C)
         axes = tuple(range(x.ndim - 1))             # every axis but the channels
         self.last_used_batch = self.training
-        if self.training:
-            mean, var = x.mean(axis=axes), x.var(axis=axes)   # (C,) each, var biased
-            m = x.size // self.num_features                    # values per channel
-            self.running_mean = ((1 - self.momentum) * self.running_mean
-                                 + self.momentum * mean).astype(self.dtype)
-            self.running_var = ((1 - self.momentum) * self.running_var
-                                + self.momentum * var * (m / (m - 1))).astype(self.dtype)
-        else:
+        if self.training:  # the batch's statistics; the running ones move towards them
+            mean = x.mean(axis=axes)                                # (C,)
+            centred = x - mean
+            var = (centred * centred).mean(axis=axes)               # (C,), biased
+            self._update_running_statistics(mean, var, m=x.size // self.num_features)
+        else:              # the running statistics, whatever else is in the batch
             mean, var = self.running_mean, self.running_var
+            centred = x - mean
         self.last_inv_std = (1 / np.sqrt(var + self.eps)).astype(self.dtype)  # (C,)
-        self.last_x_hat = (x - mean) * self.last_inv_std                      # normalised input
+        self.last_x_hat = centred * self.last_inv_std                         # normalised input
         return self.params["gamma"] * self.last_x_hat + self.params["beta"]
 
     def backward(self, d_out):
         axes = tuple(range(d_out.ndim - 1))
-        x_hat, inv_std = self.last_x_hat, self.last_inv_std
+        m = d_out.size // self.num_features
+        x_hat, inv_std, gamma = self.last_x_hat, self.last_inv_std, self.params["gamma"]
         self.grads["gamma"] = (d_out * x_hat).sum(axis=axes)
         self.grads["beta"] = d_out.sum(axis=axes)
-        d_x_hat = d_out * self.params["gamma"]
         if not self.last_used_batch:  # evaluation: mean and var are constants
-            return d_x_hat * inv_std
+            return d_out * (gamma * inv_std)
         # In training, mean and var depend on every x_i of the channel too. With
         # x_hat_j = (x_j - mean) * s, s = (var + eps)^(-1/2), over the m values of a channel:
         #   d mean / d x_i = 1/m,   d var / d x_i = 2 (x_i - mean) / m,
         #   d s / d x_i = -s^3 (x_i - mean) / m = -s x_hat_i / m,
-        # so  d x_hat_j / d x_i = s * (delta_ij - 1/m - x_hat_i x_hat_j / m), and summing
-        # against d_x_hat_j:  d_x_i = s * (d_x_hat_i - mean(d_x_hat) - x_hat_i * mean(d_x_hat * x_hat)).
-        return inv_std * (d_x_hat - d_x_hat.mean(axis=axes)
-                          - x_hat * (d_x_hat * x_hat).mean(axis=axes))
+        # so  d x_hat_j / d x_i = s (delta_ij - 1/m - x_hat_i x_hat_j / m), and summed over j
+        # against d_x_hat_j = gamma d_out_j:
+        #   d_x_i = s (d_x_hat_i - mean(d_x_hat) - x_hat_i mean(d_x_hat * x_hat))
+        #         = gamma s (d_out_i - (d_beta + x_hat_i d_gamma) / m),
+        # as sum(d_out) = d_beta and sum(d_out * x_hat) = d_gamma were just computed.
+        return (gamma * inv_std) * (d_out - (self.grads["beta"] + x_hat * self.grads["gamma"]) / m)
+
+    def _update_running_statistics(self, mean, var, m):
+        """``running = (1 - momentum) running + momentum batch``, the variance unbiased."""
+        self.running_mean = ((1 - self.momentum) * self.running_mean
+                             + self.momentum * mean).astype(self.dtype)
+        self.running_var = ((1 - self.momentum) * self.running_var
+                            + self.momentum * var * (m / (m - 1))).astype(self.dtype)
 
     def get_extra_state(self):
         """``{"running_mean": [C floats], "running_var": [C floats]}`` (float32 and float64
