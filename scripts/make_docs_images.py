@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 
+import augmentations
 import feature_maps
 import mistakes
 import visualize_filters
@@ -51,6 +52,7 @@ def main(argv=None):
         mistakes.main(["--model", model, "--out", args.out])
         plot_training_curves(metrics, path=os.path.join(args.out, "training_curves.png"))
         print(f"Wrote {os.path.join(args.out, 'training_curves.png')}")
+    augmentations.main(["--out", os.path.join(args.out, "augmentations.png")])
     paths = [os.path.join(args.out, name) for name in sorted(os.listdir(args.out)) if name.endswith(".png")]
     sizes = {os.path.basename(p): os.path.getsize(p) for p in paths if os.path.getmtime(p) >= started - 1}
     print("\n".join(f"  {name:<24} {size / 1024:6.1f} KB" for name, size in sizes.items()))

@@ -19,7 +19,7 @@ from scratchcnn.models import build_model
 from scratchcnn.optim import Momentum
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-NAMES = ["visualize_filters", "feature_maps", "step_through", "mistakes", "make_docs_images"]
+NAMES = ["visualize_filters", "feature_maps", "step_through", "mistakes", "augmentations", "make_docs_images"]
 
 
 def fake_mnist(data_dir=None):
@@ -156,7 +156,7 @@ def test_make_docs_images_from_a_given_model(scripts, tiny_model, tmp_path, caps
     written = {p.name for p in (tmp_path / "d").iterdir()}
     assert written == {"handmade_filters.png", "learned_filters.png", "feature_maps_edges.png",
                        "feature_maps_seed.png", "confusion_matrix.png", "misclassified.png",
-                       "worst_mistake.png", "near_miss.png", "training_curves.png"}
+                       "worst_mistake.png", "near_miss.png", "training_curves.png", "augmentations.png"}
     assert png_size(tmp_path / "d" / "confusion_matrix.png") == (640, 560)
     output = capsys.readouterr().out
     assert "seed: " in output and "of 20 right" in output and "Commonest confusions" in output
