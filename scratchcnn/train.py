@@ -21,7 +21,7 @@ import threading
 import numpy as np
 
 from . import cli, loops
-from . import runtime
+from . import resuming, runtime
 from .atomic import atomic_write
 from .checkpoint import CheckpointError, architecture_of, load_checkpoint, save_checkpoint
 from .cli import TEST_SET_SIZE, TRAIN_SET_SIZE
@@ -32,8 +32,8 @@ from .report import ConsoleReport, format_epoch, format_partial_epoch
 from .training import Trainer, TrainingDiverged, TrainingStopped
 
 # Options that define a run; a resumed run takes them from its checkpoint.
-RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "lr_decay", "shift", "seed", "dtype",
-               "train_size", "val_size", "loop")
+RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "lr_decay", "shift", "rotate", "scale",
+               "seed", "dtype", "train_size", "val_size", "loop")
 
 
 # ---------------------------------------------------------------------- options
@@ -41,7 +41,7 @@ RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "lr_decay", "shift", "s
 def build_parser():
     defaults = "; ".join(f"{name}: {d['epochs']} epochs, batch {d['batch_size']}, {d['optimizer']} "
                          f"lr {d['lr']:g}" + (f" x{d['lr_decay']:g}/epoch" if d["lr_decay"] != 1 else "")
-                         + (f", shifts {d['shift']} px" if d["shift"] else "")
+                         + "".join(f", {part}" for part in augmentation_parts(d))
                          for name, d in TRAINING_DEFAULTS.items())
     parser = argparse.ArgumentParser(
         prog="python -m scratchcnn.train",
@@ -55,7 +55,8 @@ def build_parser():
     files.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) after every epoch")
     files.add_argument("--resume", metavar="PATH",
                        help="continue the run saved in this checkpoint (and keep saving to it "
-                            "unless --save says otherwise)")
+                            "unless --save says otherwise); --lr, --lr-decay, --shift, --rotate, "
+                            "--scale (and --batch-size between epochs) may change, to fine-tune")
     files.add_argument("--metrics", metavar="PATH", help="write the per-epoch and test metrics as JSON")
     files.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves as a PNG")
     out = parser.add_argument_group("output")
@@ -66,10 +67,21 @@ def build_parser():
     return parser
 
 
+def augmentation_parts(settings):
+    """The augmentation a run uses, in words: e.g. ``["shifts up to 2 px", "turns up to 10
+    degrees", "sizes 90% to 110%"]`` (empty without augmentation)."""
+    shift, rotate, scale = settings["shift"], settings.get("rotate", 0), settings.get("scale", 0)
+    return ([f"shifts up to {shift} px"] if shift else []) + \
+           ([f"turns up to {rotate:g} degrees"] if rotate else []) + \
+           ([f"sizes {1 - scale:.0%} to {1 + scale:.0%}"] if scale else [])
+
+
 def add_model_options(group):
     group.add_argument("--model", choices=MODEL_NAMES, default=None,
                        help="seed: the tutorial's Conv3x3(8) -> MaxPool2 -> Softmax (default); "
                             "classic: conv-relu-conv-relu-pool-conv-relu-pool-dense; "
+                            "modern: two blocks of (conv-batchnorm-relu) x2-pool, dense-batchnorm-"
+                            "relu-dropout, trained on rotated, scaled and shifted images; "
                             "mlp: 784-512-512-10 with dropout")
     group.add_argument("--dtype", choices=("float32", "float64"), default=None,
                        help="parameter and input precision (default float32, faster)")
@@ -83,7 +95,9 @@ def add_training_options(group):
     group.add_argument("--epochs", metavar="N", type=cli.number(int, 0, what="an epoch count >= 0"),
                        help="total epochs (with --resume, including those already done)")
     group.add_argument("--batch-size", metavar="N", type=cli.number(int, 1, what="a batch size >= 1"))
-    group.add_argument("--lr", metavar="RATE", help="learning rate",
+    group.add_argument("--lr", metavar="RATE",
+                       help="learning rate (with --resume, a different rate is the resumed "
+                            "epoch's, decaying from there)",
                        type=cli.number(float, 0, low_open=True, what="a learning rate > 0"))
     group.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
     group.add_argument("--lr-decay", metavar="FACTOR",
@@ -91,6 +105,12 @@ def add_training_options(group):
                        help="multiply the learning rate by this after every epoch")
     group.add_argument("--shift", metavar="N", type=cli.number(int, 0, 4, what="a pixel count from 0 to 4"),
                        help="augment: move training images by up to this many pixels")
+    group.add_argument("--rotate", metavar="DEGREES",
+                       type=cli.number(float, 0, 180, what="an angle in degrees from 0 to 180"),
+                       help="augment: turn training images by up to this many degrees either way")
+    group.add_argument("--scale", metavar="FRACTION",
+                       type=cli.number(float, 0, 0.5, what="a fraction from 0 to 0.5"),
+                       help="augment: resize training images by up to this fraction (0.1: 90%% to 110%%)")
     group.add_argument("--seed", metavar="N", type=cli.number(int, 0, what="a seed >= 0"),
                        help="seed for the initial weights, shuffling and dropout (default 0)")
 
@@ -123,7 +143,7 @@ def run_settings(args):
     """The run's settings: the model's defaults, overridden by the options given."""
     model = args.model or "seed"
     settings = dict(model=model, seed=0, dtype="float32", train_size=None, val_size=0, loop=False,
-                    test_size=None, **TRAINING_DEFAULTS[model])
+                    test_size=None, lr_from_epoch=0, **TRAINING_DEFAULTS[model])
     settings.update({key: value for key, value in vars(args).items()
                      if key in settings and value is not None})
     return settings
@@ -151,6 +171,8 @@ class Run:
         self.args = args
         self.checkpoint_path = args.save or args.resume
         self.start_epoch = 0  # completed epochs when this process took over the run
+        self.changes = []     # settings changed on resuming (scratchcnn.resuming), oldest first
+        self.notes = []       # printed before training
 
     def prepare(self):
         """Build a fresh run or restore one from ``--resume``; raises CheckpointError, or
@@ -175,13 +197,15 @@ class Run:
         self.start_epoch = self.trainer.epoch
 
     def _settings_from(self, checkpoint):
-        """The checkpoint's run settings, after checking it is a training run of ours and that
-        no option given contradicts it."""
+        """The checkpoint's run settings, after checking it is a training run of ours, with the
+        options given that may change on resuming (``scratchcnn.resuming``) applied; the
+        changes go to ``self.changes`` (after the checkpoint's earlier ones)."""
         path, meta = self.args.resume, checkpoint.meta
         if "trainer" not in meta or "hyperparameters" not in meta or meta.get("model") not in MODEL_NAMES:
             raise CheckpointError(f"{path!r} is a scratchcnn checkpoint but not one saved by "
                                   "scratchcnn.train, so it can't be resumed")
-        settings = dict(meta["hyperparameters"])
+        # Checkpoints from before rotation, scaling and schedule changes existed had none.
+        settings = dict(dict(rotate=0.0, scale=0.0, lr_from_epoch=0), **meta["hyperparameters"])
         given = {key: value for key, value in vars(self.args).items()
                  if key in RUN_OPTIONS and value is not None}
         if "model" in given and given["model"] != settings["model"]:
@@ -191,11 +215,16 @@ class Run:
         if architecture_of(expected) != meta["architecture"]:
             raise CheckpointError(f"{path!r}: its architecture is not the one this scratchcnn "
                                   f"builds for {settings['model']!r}, so it can't be resumed")
-        clashes = [f"--{key.replace('_', '-')} {value} (checkpoint: {settings.get(key)})"
-                   for key, value in given.items() if settings.get(key) != value]
-        if clashes:
-            raise CheckpointError("a resumed run keeps its settings; these options differ from "
-                                  f"{path!r}: {', '.join(clashes)}")
+        differing = {key: value for key, value in given.items() if settings.get(key) != value}
+        epoch, step = int(meta["trainer"]["epoch"]), int(meta["trainer"]["step"])
+        refused = resuming.refusals(settings, differing, epoch, step)
+        if refused:
+            raise CheckpointError(f"a resumed run keeps these settings of {path!r}: " + "; ".join(refused))
+        self.changes = list(meta.get("changes", []))
+        if differing:
+            new = resuming.apply_changes(settings, differing, epoch, step)
+            self.changes += new
+            self.notes.append(resuming.describe_changes(new, settings))
         return settings
 
     def _build(self):
@@ -239,7 +268,7 @@ class Run:
         optimizer.lr = s["lr"]  # the trainer sets each epoch's decayed rate from this one
         return Trainer(network, optimizer, self.train_x, self.train_y,
                        batch_size=s["batch_size"], seed=s["seed"], lr_decay=s["lr_decay"],
-                       shift=s["shift"], val=self.val, report=self.report,
+                       lr_from_epoch=s["lr_from_epoch"], shift=s["shift"], rotate=s["rotate"], scale=s["scale"], val=self.val, report=self.report,
                        log_every=self.args.log_every)
 
     def describe(self):
@@ -250,15 +279,17 @@ class Run:
                  (f"test {len(self.test_y):,} (also reported after every epoch)" if self.validate_on_test
                   else f"validation {len(self.val[1]):,}, test {len(self.test_y):,}"),
                  f"Training: {plural(s['epochs'], 'epoch')}, batch {s['batch_size']}, {s['optimizer']} lr {s['lr']:g}"
+                 + (f" from epoch {s['lr_from_epoch'] + 1}" if s["lr_from_epoch"] else "")
                  + (f" x{s['lr_decay']:g} per epoch" if s["lr_decay"] != 1 else "")
-                 + (f", shifts up to {s['shift']} px" if s["shift"] else "") + f", seed {s['seed']}"]
+                 + "".join(f", {part}" for part in augmentation_parts(s)) + f", seed {s['seed']}"]
         if t.epoch or t.step:
             lines.append(f"Resuming after epoch {t.epoch}" + (f", step {t.step}" if t.step else ""))
         return "\n".join(lines)
 
     def metrics(self, status, test=None):
         t, s = self.trainer, self.settings
-        return dict(model=s["model"], status=status, hyperparameters=s, epochs=t.history,
+        return dict(model=s["model"], status=status, hyperparameters=s, changes=self.changes,
+                    epochs=t.history,
                     partial_epoch=t.partial_epoch(),
                     test_loss=test[0] if test else None, test_accuracy=test[1] if test else None,
                     train_seconds=t.train_seconds, train_size=len(self.train_y),
@@ -273,7 +304,7 @@ class Run:
         t = self.trainer
         save_checkpoint(self.checkpoint_path, t.network, t.optimizer, model=self.settings["model"],
                         epoch=t.epoch, epochs=self.settings["epochs"],
-                        hyperparameters=self.settings, metrics=self.metrics(status),
+                        hyperparameters=self.settings, changes=self.changes, metrics=self.metrics(status),
                         trainer=t.state_dict())
 
     def fit(self):
@@ -355,7 +386,7 @@ def announce(run, out):
     # larger ones on two (scratchcnn/runtime.py has the measurements).
     blas = runtime.configure("train" if run.settings["model"] == "seed" else "train-large")["blas_threads"]
     print(run.describe(), file=out, flush=True)
-    for warning in (runtime.contention_warning(blas), loop_warning(run)):
+    for warning in (*run.notes, runtime.contention_warning(blas), loop_warning(run)):
         if warning:
             print(warning, file=out, flush=True)
 

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from .data.augment import affine_augment, augment_rng
 from .data.preprocess import random_shifts
 from .network import TrainingDiverged
 from .report import SilentReport
@@ -45,16 +46,21 @@ class Trainer:
 
     ``train_x`` ``(N, 28, 28)`` normalised floats, ``train_y`` ``(N,)`` int64. ``val`` is an
     optional ``(images, labels)`` pair evaluated after every epoch. The learning rate of epoch
-    ``e`` (counting from 0) is ``lr * lr_decay ** e``; ``shift`` > 0 moves every training image
-    by up to that many pixels (cheap data augmentation).
+    ``e`` (counting from 0) is ``lr * lr_decay ** (e - lr_from_epoch)``, ``lr`` the optimizer's
+    rate when the trainer is made (``lr_from_epoch`` > 0: a resumed run restarted its schedule
+    there, see ``scratchcnn.resuming``). Augmentation: ``shift`` > 0 moves every
+    training image by up to that many pixels, ``rotate`` turns it by up to that many degrees and
+    ``scale`` resizes it by up to that fraction (``scratchcnn.data.augment``), each image drawn
+    afresh at every step.
     """
 
     def __init__(self, network, optimizer, train_x, train_y, *, batch_size, seed=0, lr_decay=1.0,
-                 shift=0, val=None, report=None, log_every=0):
+                 lr_from_epoch=0, shift=0, rotate=0.0, scale=0.0, val=None, report=None, log_every=0):
         self.network, self.optimizer = network, optimizer
         self.train_x, self.train_y = train_x, train_y
-        self.batch_size, self.seed, self.lr_decay, self.shift = batch_size, seed, lr_decay, shift
-        self.base_lr = optimizer.lr
+        self.batch_size, self.seed, self.lr_decay = batch_size, seed, lr_decay
+        self.shift, self.rotate, self.scale = shift, rotate, scale
+        self.base_lr, self.lr_from_epoch = optimizer.lr, lr_from_epoch
         self.val = val
         self.report = report or SilentReport()
         self.steps_per_epoch = math.ceil(len(train_y) / batch_size)
@@ -94,7 +100,7 @@ class Trainer:
             self.epoch_rng_state = copy.deepcopy(self.shuffle_rng.bit_generator.state)
         self.shuffle_rng.bit_generator.state = copy.deepcopy(self.epoch_rng_state)
         order = self.shuffle_rng.permutation(n)
-        self.optimizer.lr = self.base_lr * self.lr_decay ** self.epoch
+        self.optimizer.lr = self.base_lr * self.lr_decay ** (self.epoch - self.lr_from_epoch)
         self.network.train()
         self.report.epoch_start(self.epoch + 1, epochs, self.steps_per_epoch, self.step)
         window = dict(loss_sum=0.0, correct=0, seen=0, steps=0)
@@ -104,10 +110,7 @@ class Trainer:
                 raise TrainingStopped()
             started = time.perf_counter()
             batch = order[self.step * self.batch_size:(self.step + 1) * self.batch_size]
-            x, labels = self.train_x[batch], self.train_y[batch]
-            if self.shift:
-                # Seeded by (seed, epoch, step), so a resumed run draws the same shifts.
-                x = random_shifts(x, self.shift, np.random.default_rng([self.seed, self.epoch, self.step]))
+            x, labels = self.augment(self.train_x[batch]), self.train_y[batch]
             loss, correct = self._train_step(x, labels)
             self.step += 1
             for sums in (self.running, window):
@@ -126,6 +129,21 @@ class Trainer:
         self.history.append(self._epoch_stats())
         self.running = dict(loss_sum=0.0, correct=0, seen=0, seconds=0.0)
         self.report.epoch_end(self.history[-1], epochs)
+
+    def augment(self, x):
+        """The minibatch ``x`` ``(B, 28, 28)`` as this step trains on it, ``(B, 28, 28)``.
+
+        Seeded by ``(seed, epoch, step)``, so a resumed run draws the same images. Shifts alone
+        take whole pixels from ``random_shifts`` (the runs before rotation and scaling existed
+        stay exactly as they were); with rotation or scaling, ``affine_augment`` does all three
+        in one bilinear resampling.
+        """
+        rng = augment_rng(self.seed, self.epoch, self.step)
+        if self.rotate or self.scale:
+            return affine_augment(x, rng, self.rotate, self.scale, self.shift)
+        if self.shift:
+            return random_shifts(x, self.shift, rng)
+        return x
 
     def _train_step(self, x, labels):
         """``Network.train_step``, with where it happened added to a divergence."""

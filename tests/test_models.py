@@ -32,3 +32,34 @@ def test_loop_twins_only_for_the_seed_network():
         build_model("classic", loop=True)
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         build_model("resnet")
+
+
+def test_modern_wiring_comments_state_each_layers_output_shape(rng):
+    """Every line of ``models.modern`` says ``# (N, in...) -> (N, out...)``; check them all."""
+    import inspect
+    import re
+    from scratchcnn import models
+    comments = re.findall(r"# (\(N[^)]*\))\s*-> (\(N[^)]*\))", inspect.getsource(models.modern))
+    network = build_model("modern")
+    network.forward(rng.uniform(-0.5, 0.5, (2, 28, 28)).astype(np.float32))
+    shapes = [str(tuple(output.shape)).replace("(2,", "(N,") for output in network.outputs]
+    assert len(comments) == len(network.layers)
+    assert [(before, after) for before, after in comments] == list(zip(shapes[:-1], shapes[1:]))
+
+
+def test_modern_normalises_after_every_convolution_and_ends_in_softmax():
+    from scratchcnn.layers import BatchNorm, Conv2D, Dense, Softmax
+    layers = build_model("modern").layers
+    for i, layer in enumerate(layers):
+        if isinstance(layer, (Conv2D, Dense)):
+            assert isinstance(layers[i + 1], BatchNorm), i
+        if isinstance(layer, Conv2D):  # BatchNorm's beta replaces the bias it would cancel
+            assert "biases" not in layer.params
+    assert isinstance(layers[-1], Softmax)
+    assert sum(p.size for layer in layers for p in layer.params.values()) == 197_930
+
+
+def test_modern_trains_with_rotation_and_scaling_by_default():
+    defaults = TRAINING_DEFAULTS["modern"]
+    assert defaults["rotate"] > 0 and defaults["scale"] > 0 and defaults["shift"] > 0
+    assert all({"shift", "rotate", "scale"} <= set(d) for d in TRAINING_DEFAULTS.values())

@@ -14,6 +14,7 @@ import pytest
 from scratchcnn import train
 from scratchcnn.optim import SGD
 from scratchcnn.models import build_model
+from scratchcnn.data.augment import affine_augment, augment_rng
 from scratchcnn.data.preprocess import random_shifts
 from scratchcnn.training import Trainer, TrainingDiverged, nice_log_every
 
@@ -123,7 +124,7 @@ def test_same_seed_same_metrics(fake_data, tmp_path):
 
 # ------------------------------------------------------------------ checkpoints and resume
 
-@pytest.mark.parametrize("model", ["seed", "mlp"])  # mlp: dropout generators must resume too
+@pytest.mark.parametrize("model", ["seed", "mlp", "modern"])  # dropout generators, BatchNorm statistics
 def test_resume_matches_an_uninterrupted_run(model, fake_data, tmp_path):
     whole, part = tmp_path / "whole.npz", tmp_path / "part.npz"
     assert run("--model", model, "--epochs", "3", "--save", whole, "--metrics", tmp_path / "w.json") == 0
@@ -137,21 +138,29 @@ def test_resume_matches_an_uninterrupted_run(model, fake_data, tmp_path):
     assert strip(w) == strip(p) and w["test_loss"] == p["test_loss"]
 
 
-@pytest.mark.parametrize("extra", [[], ["--shift", "1"]])  # shifted images must be drawn again alike
-def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(extra, fake_data, tmp_path, monkeypatch, capsys):
-    whole, part = tmp_path / "whole.npz", tmp_path / "part.npz"
-    assert run("--epochs", "2", "--save", whole, *extra) == 0
+def interrupt_at_step(monkeypatch, n):
+    """Ctrl-C after the ``n``-th training step (of the process); returns the real step to
+    restore with ``monkeypatch.setattr(Trainer, "_train_step", ...)``."""
     calls = []
     real_step = Trainer._train_step
 
     def step_then_ctrl_c(self, x, labels):
         result = real_step(self, x, labels)
         calls.append(1)
-        if len(calls) == 13:  # in the middle of the second epoch (10 steps per epoch)
+        if len(calls) == n:
             signal.raise_signal(signal.SIGINT)
         return result
 
     monkeypatch.setattr(Trainer, "_train_step", step_then_ctrl_c)
+    return real_step
+
+
+# shifted, rotated and scaled images must be drawn again alike
+@pytest.mark.parametrize("extra", [[], ["--shift", "1"], ["--rotate", "10", "--scale", "0.1", "--shift", "1"]])
+def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(extra, fake_data, tmp_path, monkeypatch, capsys):
+    whole, part = tmp_path / "whole.npz", tmp_path / "part.npz"
+    assert run("--epochs", "2", "--save", whole, *extra) == 0
+    real_step = interrupt_at_step(monkeypatch, 13)  # in the middle of the second epoch (10 steps per epoch)
     assert run("--epochs", "2", "--save", part, *extra) == 130
     out = capsys.readouterr().out
     assert "Interrupted" in out and "Epoch 1/2" in out and "stopped at step 3/10" in out
@@ -162,13 +171,84 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(extra, fake_data, tmp_path, 
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_resume_refuses_changed_settings(fake_data, tmp_path, capsys):
+@pytest.mark.parametrize("argv, reported", [
+    (["--seed", "3"], ["--seed 3 (checkpoint: 0)", "start a new run"]),
+    (["--optimizer", "adam"], ["--optimizer adam (checkpoint: momentum)", "does not carry over"]),
+    (["--dtype", "float64"], ["--dtype float64 (checkpoint: float32)", "precision"]),
+    (["--val-size", "10"], ["--val-size 10 (checkpoint: 0)", "held out"]),
+])
+def test_resume_refuses_changed_settings(argv, reported, fake_data, tmp_path, capsys):
     path = tmp_path / "c.npz"
     assert run("--epochs", "1", "--save", path) == 0
     before = path.read_bytes()
-    assert run("--resume", path, "--epochs", "2", "--lr", "0.5") == 1
-    assert "--lr 0.5 (checkpoint: 0.03)" in capsys.readouterr().err
+    assert run("--resume", path, "--epochs", "2", "--lr", "0.01", *argv) == 1
+    err = capsys.readouterr().err
+    assert all(text in err for text in reported) and "--lr" not in err  # --lr may change
     assert path.read_bytes() == before
+
+
+def checkpoint_meta(path):
+    with np.load(path, allow_pickle=False) as f:
+        return json.loads(str(f["meta"]))
+
+
+def test_resume_with_another_learning_rate_fine_tunes_and_records_it(fake_data, tmp_path, capsys):
+    path, metrics = tmp_path / "c.npz", tmp_path / "m.json"
+    assert run("--epochs", "1", "--save", path) == 0
+    capsys.readouterr()
+    assert run("--resume", path, "--epochs", "2", "--lr", "0.01", "--metrics", metrics) == 0
+    out = capsys.readouterr().out
+    assert "--lr 0.03 -> 0.01" in out and "no longer matches an uninterrupted run" in out
+    assert "learning rate is 0.01 from epoch 2, x0.5 per epoch after" in out
+    change = dict(epoch=2, step=0, option="lr", old=0.03, new=0.01)
+    m = json.loads(metrics.read_text())
+    assert m["changes"] == [change] and checkpoint_meta(path)["changes"] == [change]
+    assert m["hyperparameters"]["lr"] == 0.01 and m["hyperparameters"]["lr_from_epoch"] == 1
+    assert [e["lr"] for e in m["epochs"]] == [0.03, 0.01]
+    # Resumed again without options: the new schedule goes on, nothing more is recorded.
+    assert run("--resume", path, "--epochs", "3", "--metrics", metrics) == 0
+    assert "note:" not in capsys.readouterr().out
+    m = json.loads(metrics.read_text())
+    assert m["changes"] == [change] and [e["lr"] for e in m["epochs"]] == [0.03, 0.01, 0.005]
+
+
+def test_another_decay_on_resuming_keeps_the_current_rate(fake_data, tmp_path):
+    path, metrics = tmp_path / "c.npz", tmp_path / "m.json"
+    assert run("--epochs", "2", "--save", path) == 0    # rates 0.03, 0.015
+    assert run("--resume", path, "--epochs", "4", "--lr-decay", "0.1", "--metrics", metrics) == 0
+    m = json.loads(metrics.read_text())
+    assert m["changes"] == [dict(epoch=3, step=0, option="lr_decay", old=0.5, new=0.1)]
+    assert np.allclose([e["lr"] for e in m["epochs"]], [0.03, 0.015, 0.0075, 0.00075])
+
+
+def test_changed_augmentation_mid_epoch_is_recorded_where_it_happened(fake_data, tmp_path, monkeypatch, capsys):
+    path, metrics = tmp_path / "c.npz", tmp_path / "m.json"
+    real_step = interrupt_at_step(monkeypatch, 13)
+    assert run("--epochs", "2", "--save", path) == 130
+    monkeypatch.setattr(Trainer, "_train_step", real_step)
+    capsys.readouterr()
+    assert run("--resume", path, "--rotate", "10", "--scale", "0.1", "--metrics", metrics) == 0
+    assert "continuing at epoch 2, step 3" in capsys.readouterr().out
+    m = json.loads(metrics.read_text())
+    assert m["changes"] == [dict(epoch=2, step=3, option="rotate", old=0.0, new=10.0),
+                            dict(epoch=2, step=3, option="scale", old=0.0, new=0.1)]
+    assert m["hyperparameters"]["rotate"] == 10 and len(m["epochs"]) == 2
+
+
+def test_batch_size_changes_only_at_an_epoch_boundary(fake_data, tmp_path, monkeypatch, capsys):
+    path, metrics = tmp_path / "c.npz", tmp_path / "m.json"
+    real_step = interrupt_at_step(monkeypatch, 13)
+    assert run("--epochs", "2", "--save", path) == 130
+    monkeypatch.setattr(Trainer, "_train_step", real_step)
+    capsys.readouterr()
+    assert run("--resume", path, "--batch-size", "64") == 1
+    err = capsys.readouterr().err
+    assert "--batch-size 64 (checkpoint: 32)" in err and "after step 3 of epoch 2" in err
+    assert run("--resume", path) == 0                   # finishes epoch 2 with batches of 32
+    assert run("--resume", path, "--epochs", "3", "--batch-size", "64", "--metrics", metrics) == 0
+    m = json.loads(metrics.read_text())
+    assert m["changes"] == [dict(epoch=3, step=0, option="batch_size", old=32, new=64)]
+    assert m["epochs"][-1]["train_accuracy"] is not None and m["hyperparameters"]["batch_size"] == 64
 
 
 def damage(path, how):
@@ -240,6 +320,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_data, tmp_path, 
     (["--train-size", "59000", "--val-size", "2000"], "is more than the 60,000 training images"),
     (["--loop", "--model", "classic"], "loop layers exist only for the seed model"),
     (["--dtype", "float16"], "--dtype: invalid choice"),
+    (["--rotate", "200"], "--rotate: 200.0 is not an angle in degrees from 0 to 180"),
+    (["--scale", "0.7"], "--scale: 0.7 is not a fraction from 0 to 0.5"),
+    (["--scale", "-0.1"], "--scale: -0.1 is not a fraction from 0 to 0.5"),
 ])
 def test_bad_options_are_refused(argv, message, capsys):
     assert train.main(argv) == 2
@@ -260,6 +343,42 @@ def test_random_shifts_move_whole_images():
     shifted = random_shifts(x, 2, np.random.default_rng(0))
     assert shifted.shape == x.shape and np.allclose(shifted.sum(axis=(1, 2)), 64)
     assert not np.array_equal(shifted, x)
+
+
+def small_trainer(**augmentation):
+    train_x, train_y = fake_mnist(64, 1)[:2]
+    x = (train_x / 255 - 0.5).astype(np.float32)
+    return Trainer(build_model("seed"), SGD(0.01), x, train_y.astype(np.int64), batch_size=16,
+                   seed=5, **augmentation)
+
+
+def test_shifts_alone_are_drawn_as_before_rotation_and_scaling_existed():
+    trainer = small_trainer(shift=2)
+    trainer.epoch, trainer.step = 1, 3
+    x = trainer.train_x[:16]
+    # What the trainer drew before --rotate and --scale existed, seeded by (seed, epoch, step).
+    assert np.array_equal(trainer.augment(x), random_shifts(x, 2, np.random.default_rng([5, 1, 3])))
+    assert np.array_equal(small_trainer().augment(x), x)
+
+
+def test_rotation_and_scaling_draw_per_step_and_again_alike():
+    trainer = small_trainer(shift=1, rotate=15, scale=0.2)
+    x = trainer.train_x[:16]
+    trainer.epoch, trainer.step = 2, 4
+    first = trainer.augment(x)
+    assert first.shape == x.shape and first.dtype == x.dtype and not np.array_equal(first, x)
+    assert np.array_equal(first, affine_augment(x, augment_rng(5, 2, 4), 15, 0.2, 1))
+    assert np.array_equal(trainer.augment(x), first)    # the same step draws the same images
+    trainer.step = 5
+    assert not np.array_equal(trainer.augment(x), first)
+
+
+def test_augmentation_is_recorded_in_the_run_settings(fake_data, tmp_path, capsys):
+    path, metrics = tmp_path / "c.npz", tmp_path / "m.json"
+    assert run("--epochs", "1", "--rotate", "12.5", "--scale", "0.05", "--save", path, "--metrics", metrics) == 0
+    assert "turns up to 12.5 degrees, sizes 95% to 105%" in capsys.readouterr().out
+    for settings in (json.loads(metrics.read_text())["hyperparameters"], checkpoint_meta(path)["hyperparameters"]):
+        assert settings["rotate"] == 12.5 and settings["scale"] == 0.05 and settings["shift"] == 0
 
 
 def test_trainer_stops_before_a_non_finite_update():
