@@ -78,6 +78,16 @@ def test_quiet_prints_only_summaries(fake_data, capsys):
     assert "Past" not in out and "Epoch 2/2" in out and "Test Loss" in out
 
 
+@pytest.mark.parametrize("model, use", [("seed", "train"), ("classic", "train-large"),
+                                        ("modern", "train-large"), ("mlp", "train-large")])
+def test_blas_threads_are_chosen_per_model(model, use, fake_data, monkeypatch):
+    from scratchcnn import runtime
+    uses = []
+    monkeypatch.setattr(runtime, "configure", lambda use="train": uses.append(use) or {"blas_threads": 1})
+    assert run("--model", model, "--epochs", "0") == 0
+    assert uses == ["train", use]  # before anything is computed, then once the model is known
+
+
 def test_loop_layers_train_and_warn(fake_data, capsys):
     assert train.main(["--loop", "--train-size", "16", "--test-size", "8", "--batch-size", "8",
                        "--epochs", "1"]) == 0
