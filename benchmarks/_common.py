@@ -195,3 +195,25 @@ def measure_per_item(step, items_per_call, samples, min_time, warmup_time):
                 break
         timings.append(elapsed / (calls * items_per_call))
     return statistics.median(timings)
+
+
+def model_names(text, parser):
+    """``"seed,classic"`` -> ``["seed", "classic"]``, or a usage error naming the unknown ones."""
+    from scratchcnn.models import MODEL_NAMES
+    names = [name for name in text.split(",") if name]
+    unknown = [name for name in names if name not in MODEL_NAMES]
+    if unknown or not names:
+        parser.error(f"--models: unknown {', '.join(unknown) or 'empty list'}; "
+                     f"expected some of {', '.join(MODEL_NAMES)}")
+    return names
+
+
+def positive_ints(text, option, parser):
+    """``"1,2"`` -> ``[1, 2]``, or a usage error."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        parser.error(f"{option}: expected comma-separated positive integers, got {text!r}")
+    return values

@@ -25,7 +25,7 @@ import statistics
 import sys
 
 from _common import (common_arguments, emit, fmt, git_commit, machine, markdown_table, measure_per_item,
-                     peak_rss_mib, pyplot, run_child, setup, write_json)
+                     model_names, peak_rss_mib, positive_ints, pyplot, run_child, setup, write_json)
 
 # Batch sizes timed per model besides its training default (scratchcnn.models.TRAINING_DEFAULTS).
 EXTRA_BATCHES = {"seed": (128,)}
@@ -217,8 +217,8 @@ def best(results, kind, impl, model, batch):
 
 
 def configurations(results, kind):
-    return sorted({(r["model"], r["batch"]) for r in results.values() if r["kind"] == kind and r["impl"] != "loops"},
-                  key=lambda mb: (model_order(mb[0]), mb[1]))
+    pairs = {(r["model"], r["batch"]) for r in results.values() if r["kind"] == kind and r["impl"] != "loops"}
+    return sorted(pairs, key=lambda mb: (model_order(mb[0]), mb[1]))
 
 
 def model_order(name):
@@ -306,15 +306,16 @@ def plot(results, path):
     thread_counts = sorted({r["threads"] for r in results.values()})
     bars = [(impl, t) for impl in IMPLEMENTATIONS for t in thread_counts
             if any(r["impl"] == impl and r["threads"] == t for r in results.values())]
-    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(max(4.5 * len(models), 9), 3.8), squeeze=False)
     colors = {"scratchcnn": ("tab:blue", "lightskyblue"), "pytorch": ("tab:orange", "navajowhite")}
     for ax, model in zip(axes[0], models):
         batches = sorted(b for m, b in configurations(results, "train") if m == model)
         width = 0.8 / len(bars)
         for n, (impl, threads) in enumerate(bars):
-            values = [results.get(("train", impl, model, b, threads), {}).get("img_s", 0) for b in batches]
-            ax.bar([i + (n - (len(bars) - 1) / 2) * width for i in range(len(batches))], values, width,
-                   color=colors[impl][min(threads, 2) - 1],
+            cells = [results.get(("train", impl, model, b, threads), {}) for b in batches]
+            ax.bar([i + (n - (len(bars) - 1) / 2) * width for i in range(len(batches))],
+                   [c.get("img_s", 0) for c in cells], width, yerr=[c.get("spread", 0) for c in cells],
+                   capsize=2, color=colors[impl][min(threads, 2) - 1],
                    label=f"{LABELS[impl]}, {threads} thread{'s' * (threads > 1)}")
         ax.set_xticks(range(len(batches)), [f"batch {b}" for b in batches])
         ax.set(title=f"{model} network", ylabel="training images / s")
@@ -341,30 +342,14 @@ def parse_args():
     parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="SGD learning rate of the timed steps")
     parser.add_argument("--no-torch", action="store_true", help="don't compare with PyTorch")
     args = parser.parse_args()
-    try:
-        args.threads = positive_ints(args.threads or ("1" if args.quick else "1,2"), "--threads")
-        args.batches = positive_ints(args.batches, "--batches") if args.batches else None
-    except ValueError as error:
-        parser.error(str(error))
-    args.models = [m for m in args.models.split(",") if m]
-    unknown = [m for m in args.models if m not in MODEL_NAMES]
-    if unknown or not args.models:
-        parser.error(f"--models: unknown {', '.join(unknown) or 'empty list'}; expected some of {', '.join(MODEL_NAMES)}")
+    args.threads = positive_ints(args.threads or ("1" if args.quick else "1,2"), "--threads", parser)
+    args.batches = positive_ints(args.batches, "--batches", parser) if args.batches else None
+    args.models = model_names(args.models, parser)
     args.rounds = args.rounds or (1 if args.quick else 5)
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
     args.torch = not args.no_torch and importlib.util.find_spec("torch") is not None
     return args
-
-
-def positive_ints(text, option):
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise ValueError(f"{option}: expected comma-separated positive integers, got {text!r}")
-    return values
 
 
 def main():

@@ -19,7 +19,8 @@ import statistics
 import sys
 import time
 
-from _common import common_arguments, emit, git_commit, machine, markdown_table, run_child, setup, write_json
+from _common import (common_arguments, emit, git_commit, machine, markdown_table, model_names, positive_ints,
+                     run_child, setup, write_json)
 
 DEFAULT_MODELS = "seed,classic"
 SQUARE = 1024  # the size of the square float32 matmul that stands for the machine's peak
@@ -52,7 +53,8 @@ def gemm_gflops(m, k, n, min_time):
 
 
 def matmul_child(task):
-    return {"gflops": gemm_gflops(task["size"], task["size"], task["size"], task["min_time"]), "size": task["size"]}
+    size = task["size"]
+    return {"gflops": gemm_gflops(size, size, size, task["min_time"]), "size": size}
 
 
 def timed(method, record, layer_state):
@@ -108,10 +110,12 @@ def layers_child(task):
     layers = []
     for i, layer in enumerate(network.layers):
         rec = records[i]
-        layers.append(dict(name=type(layer).__name__, output_shape=list(np.shape(network.outputs[i + 1])),
-                           forward_s=statistics.median(rec["forward"]), backward_s=statistics.median(rec["backward"]),
-                           **products(layer, np.shape(network.outputs[i]), np.shape(network.outputs[i + 1]),
-                                      rec["state"]["returns_input_grad"], task["min_time"] / 10)))
+        in_shape, out_shape = np.shape(network.outputs[i]), np.shape(network.outputs[i + 1])
+        layers.append(dict(name=type(layer).__name__, output_shape=list(out_shape),
+                           forward_s=statistics.median(rec["forward"]),
+                           backward_s=statistics.median(rec["backward"]),
+                           **products(layer, in_shape, out_shape, rec["state"]["returns_input_grad"],
+                                      task["min_time"] / 10)))
     return {"step_s": step_s, "instrumented_step_s": statistics.median(steps),
             "update_s": statistics.median(records["update"]), "layers": layers}
 
@@ -126,8 +130,9 @@ def products(layer, in_shape, out_shape, returns_input_grad, min_time):
         return {}
     m, k, n = gemm
     forward = 2 * m * k * n
-    return {"gemm": [m, k, n], "forward_flop": forward, "backward_flop": forward * (2 if returns_input_grad else 1),
-            "returns_input_grad": returns_input_grad, "gemm_alone_gflops": gemm_gflops(m, k, n, min_time)}
+    return {"gemm": [m, k, n], "forward_flop": forward,
+            "backward_flop": forward * (2 if returns_input_grad else 1), "returns_input_grad": returns_input_grad,
+            "gemm_alone_gflops": gemm_gflops(m, k, n, min_time)}
 
 
 def gemm_shape(layer, in_shape, out_shape):
@@ -164,7 +169,8 @@ def layer_table(result):
                      gflops(layer.get("backward_flop"), layer["backward_s"]) + backward_note,
                      f"{layer['gemm_alone_gflops']:.1f}" if "gemm" in layer else "-"])
     rest = step - result["update_s"] - sum(layer["forward_s"] + layer["backward_s"] for layer in result["layers"])
-    for name, seconds in (("SGD update", result["update_s"]), ("loss and the rest", rest), ("**whole step**", step)):
+    extra_rows = (("SGD update", result["update_s"]), ("loss and the rest", rest), ("**whole step**", step))
+    for name, seconds in extra_rows:
         rows.append(["", name, "", "", "", ms(seconds), f"{seconds / step:.0%}", "", "", ""])
     return markdown_table(["#", "layer", "output", "forward ms", "backward ms", "ms", "share of the step",
                            "forward GFLOP/s", "backward GFLOP/s", "its forward product alone, GFLOP/s"], rows)
@@ -173,7 +179,8 @@ def layer_table(result):
 def report(args, peaks, profiles):
     m = machine()
     size = next((p["size"] for p in peaks.values() if "size" in p), "?")
-    peak_text = ", ".join(f"{t} thread{'s' * (t > 1)}: " + (f"**{p['gflops']:.0f} GFLOP/s**" if "gflops" in p else "failed")
+    peak_text = ", ".join(f"{t} thread{'s' * (t > 1)}: "
+                          + (f"**{p['gflops']:.0f} GFLOP/s**" if "gflops" in p else "failed")
                           for t, p in peaks.items())
     text = (f"## Where the time goes\n\n{m['cpu']}, {m['cores']} cores; Python {m['python']}, NumPy "
             f"{m['numpy']} ({m['blas']}); load average at start {m['load_average'][0]:.2f}; commit "
@@ -196,15 +203,8 @@ def parse_args():
     parser.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {','.join(MODEL_NAMES)}")
     parser.add_argument("--threads", default="1", help="thread counts of the layer tables (default 1)")
     args = parser.parse_args()
-    args.models = [name for name in args.models.split(",") if name]
-    unknown = [name for name in args.models if name not in MODEL_NAMES]
-    if unknown or not args.models:
-        parser.error(f"--models: unknown {', '.join(unknown) or 'empty list'}; expected some of {', '.join(MODEL_NAMES)}")
-    try:
-        args.threads = [int(t) for t in args.threads.split(",")]
-        assert min(args.threads) >= 1
-    except (ValueError, AssertionError):
-        parser.error(f"--threads: expected comma-separated positive integers, got {args.threads!r}")
+    args.models = model_names(args.models, parser)
+    args.threads = positive_ints(args.threads, "--threads", parser)
     args.steps = 3 if args.quick else 30
     return args
 
@@ -216,8 +216,8 @@ def main():
     args = parse_args()
     min_time = 0.02 if args.quick else 0.5
     timeout = 120 if args.quick else 900
-    peaks = {t: run_child(__file__, {"kind": "matmul", "size": 256 if args.quick else SQUARE, "min_time": min_time},
-                          t, timeout) for t in (1, 2)}
+    square = {"kind": "matmul", "size": 256 if args.quick else SQUARE, "min_time": min_time}
+    peaks = {t: run_child(__file__, square, t, timeout) for t in (1, 2)}
     profiles = {}
     for model in args.models:
         batch = TRAINING_DEFAULTS.get(model, {}).get("batch_size", 32)
@@ -227,7 +227,8 @@ def main():
             print(f"{model} batch {batch}, {threads} thread(s): done", file=sys.stderr)
     emit(report(args, peaks, profiles), args)
     write_json(args.json, {"matmul_gflops": {str(t): p for t, p in peaks.items()},
-                           "profiles": [{"model": m, "batch": b, "threads": t, **r} for (m, b, t), r in profiles.items()]})
+                           "profiles": [{"model": m, "batch": b, "threads": t, **r}
+                                        for (m, b, t), r in profiles.items()]})
     failed = [key for key, r in {**peaks, **profiles}.items() if "failed" in r]
     if failed:
         sys.exit(f"\n{len(failed)} measurement(s) failed; the tables show the rest")
