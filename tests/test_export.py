@@ -29,15 +29,24 @@ def twin_sgd_step(twin, network, x, labels, lr):
     """One SGD step of the twin on the batch, each Dropout applying the mask that the same
     Dropout of ``network`` drew (so both train on exactly the same function). Returns the loss."""
     masks = [layer.last_mask for layer in network.layers if isinstance(layer, Dropout)]
-    out = torch.from_numpy(x[:, None])
+    out, flattened_map = torch.from_numpy(x[:, None]), None  # (C, H, W) while flat values are a map's
     for module in twin:
         if isinstance(module, torch.nn.Dropout):
             mask = masks.pop(0)
             if mask is not None:
                 mask = torch.from_numpy(mask)
-                out = out * (mask.permute(0, 3, 1, 2) if mask.ndim == 4 else mask)
-        else:
-            out = module(out)
+                if mask.ndim == 4:      # ours (N, H, W, C)
+                    mask = mask.permute(0, 3, 1, 2)
+                elif flattened_map:     # ours in (h, w, c) order, PyTorch's in (c, h, w)
+                    c, h, w = flattened_map
+                    mask = mask.reshape(-1, h, w, c).permute(0, 3, 1, 2).reshape(len(mask), -1)
+                out = out * mask
+            continue
+        if isinstance(module, torch.nn.Flatten) and out.ndim == 4:
+            flattened_map = tuple(out.shape[1:])
+        elif isinstance(module, torch.nn.Linear):
+            flattened_map = None
+        out = module(out)
     loss = torch.nn.functional.cross_entropy(out, torch.from_numpy(labels))
     loss.backward()
     with torch.no_grad():
@@ -111,6 +120,13 @@ def every_layer_kind(rng):
         Dense(5, 7, dtype=F64, rng=rng), ReLU(), Dropout(0.2, rng=np.random.default_rng(2)),
         Softmax(7, 10, dtype=F64, rng=rng),
     ])
+
+
+def test_dropout_after_flattening_a_map_trains_like_pytorch(rng):
+    network = Network([Conv2D(3, 3, dtype=F64, rng=rng), Flatten(), Dropout(0.5, rng=np.random.default_rng(3)),
+                       Softmax(4 * 3 * 3, 10, dtype=F64, rng=rng)])
+    x, labels = batch(rng, 8, (6, 5))
+    assert_same_step(network, x, labels)
 
 
 def test_every_layer_kind_converts(rng):
