@@ -22,7 +22,7 @@ from scratchcnn.data import load_mnist, normalize
 from scratchcnn.models import TRAINING_DEFAULTS, build_model
 from scratchcnn.optim import OPTIMIZERS
 from scratchcnn.training import Trainer
-from scratchcnn.viz.gradients import plot_backward_pass
+from scratchcnn.viz import plot_backward_pass
 
 BRIEF_TRAIN_SIZE = 10_000
 
@@ -70,8 +70,8 @@ def main(argv=None):
     title = (f"{name.capitalize()}{truth}, through {model_name}: predicted {result.prediction}; "
              f"loss -log p[{label}] = {result.loss:.3f}")
     plot_backward_pass(result, pixels=pixels, title=title, path=args.out)
-    print(f"Wrote {args.out} ({name}{truth}; label {label}: loss {result.loss:.4f}, after one SGD step "
-          f"(lr {result.lr:g}) {result.loss_after_step:.4f})")
+    print(f"Wrote {args.out} ({name}{truth}; label {label}: loss {result.loss:.4g}, after one SGD step "
+          f"(lr {result.lr:g}) {result.loss_after_step + 0.0:.4g})")  # + 0.0: no "-0" for -log(1)
 
 
 if __name__ == "__main__":
