@@ -67,6 +67,7 @@ class Conv3x3(_VectorizedConv3x3):
 
 class MaxPool2(Layer):
     """Loop twin of ``scratchcnn.MaxPool2``: ``(N, H, W, C) -> (N, H//2, W//2, C)``."""
+    window = (2, 2, 0)  # (size, stride, padding)
 
     def forward(self, x):
         x = as_array(self, x, (4,), "(N, H, W, C) with H, W >= 2")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from scratchcnn import serve
+from scratchcnn.serve import routes
 from scratchcnn.checkpoint import save_checkpoint
 from scratchcnn.data import normalize
 from scratchcnn.imaging import to_mnist
@@ -226,6 +227,24 @@ def test_wrong_methods_get_405(server):
     status, headers, answer = call(server, "GET", "/api/predict")
     assert status == 405 and headers["Allow"] == "POST" and "POST" in json.loads(answer)["error"]
     status, headers, _ = call(server, "POST", "/", b"{}")
+    assert status == 405 and headers["Allow"] == "GET"
+
+
+def test_a_route_is_one_line_in_the_table_and_can_stream(server, monkeypatch):
+    """What the later API routes rely on: registering a function in ``routes.ROUTES`` is all it
+    takes, other methods on its path get 405, and a route may stream without a length."""
+    def stream_two_events(request):
+        request.send_head(200, "text/event-stream")
+        for number in (1, 2):
+            request.wfile.write(f"event: tick\ndata: {number}\n\n".encode())
+            request.wfile.flush()
+
+    monkeypatch.setitem(routes.ROUTES, ("GET", "/api/ticks"), stream_two_events)
+    status, headers, body = call(server, "GET", "/api/ticks")
+    assert status == 200 and headers["Content-Type"] == "text/event-stream"
+    assert "Content-Length" not in headers
+    assert body == b"event: tick\ndata: 1\n\nevent: tick\ndata: 2\n\n"
+    status, headers, _ = call(server, "POST", "/api/ticks", b"{}")
     assert status == 405 and headers["Allow"] == "GET"
 
 

@@ -6,6 +6,7 @@ from .base import Layer, as_array
 
 class ReLU(Layer):
     """``max(x, 0)``, any shape. Backward passes the gradient where the input was positive."""
+    window = (1, 1, 0)  # element-wise
 
     def forward(self, x):
         x = as_array(self, x, range(1, 8), "(N, ...)")

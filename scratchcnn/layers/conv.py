@@ -92,6 +92,7 @@ class Conv2D(Layer):
         self.in_channels, self.stride = in_channels, stride
         self.padding_arg, self.init = padding, init
         self.padding = resolve_padding(padding, kernel_size, stride)
+        self.window = (kernel_size, stride, self.padding)  # see Layer.window
         self.dtype = check_dtype(dtype)
         k, c = kernel_size, in_channels
         shape = (num_filters, k, k) if c == 1 else (num_filters, k, k, c)

@@ -8,6 +8,7 @@ class Dropout(Layer):
     """While ``training``, zero each value with probability ``rate`` and scale the rest by
     ``1 / (1 - rate)`` so the expected activation is unchanged; in evaluation it is the
     identity. Any shape."""
+    window = (1, 1, 0)  # element-wise
 
     def __init__(self, rate=0.5, rng=None):
         super().__init__()
@@ -19,6 +20,16 @@ class Dropout(Layer):
 
     def config(self):
         return dict(rate=self.rate)
+
+    def get_extra_state(self):
+        """The generator's position, so a resumed run draws the masks it would have drawn."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def set_extra_state(self, state):
+        if set(state) != {"rng"}:
+            raise ValueError(f"Dropout: extra state must have exactly the key 'rng' "
+                             f"(from get_extra_state), got keys {sorted(state)}")
+        self.rng.bit_generator.state = state["rng"]
 
     def forward(self, x):
         x = as_array(self, x, range(1, 8), "(N, ...)")

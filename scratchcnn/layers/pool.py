@@ -76,6 +76,7 @@ class MaxPool2(Layer):
     in row-major order. It caches ``last_mask`` ``(N*Ho, 2, 2*Wo*C)``, True at the one routed
     maximum of each window, so backward is a single multiply. The output may be a strided view.
     """
+    window = (2, 2, 0)  # (size, stride, padding)
 
     def forward(self, x):
         x = _check_input(self, x)
@@ -114,6 +115,7 @@ class MaxPool2(Layer):
 
 class AvgPool2(Layer):
     """Mean over each 2x2 window; backward spreads each gradient evenly over its window."""
+    window = (2, 2, 0)  # (size, stride, padding)
 
     def forward(self, x):
         x = _check_input(self, x)

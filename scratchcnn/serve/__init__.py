@@ -1,0 +1,35 @@
+"""``python -m scratchcnn.serve``: draw a digit in the browser and watch it flow through the network.
+
+Serves one page (``scratchcnn/static/``) and a small JSON API with the standard library's
+threading HTTP server::
+
+    GET  /              the page (index.html; its style.css and app.js under /static/)
+    GET  /api/model     the network: every layer, its output shape, its window, conv filters
+    POST /api/predict   a drawing -> the 28x28 input, every layer's output, the 10 probabilities
+
+The drawing goes through ``imaging.to_mnist``, exactly as ``python -m scratchcnn.predict``
+does, then ``data.normalize``. Request and response shapes are in the README ("Draw a digit,
+watch it flow") and in the docstrings of ``parsing.parse_drawing``, ``describe.describe_network``
+and ``describe.describe_prediction``.
+
+One module per concern:
+
+* ``server``: the HTTP server and handler (reading bodies, sending answers, streaming);
+* ``routes``: the ``(method, path) -> function`` table and the functions that answer;
+* ``parsing``: request bodies -> checked values, or a ``RequestError`` with status and message;
+* ``describe`` and ``runner``: the network as JSON, and running it safely for many threads;
+* ``startup`` and ``command``: the network to serve (a checkpoint or brief training), the CLI.
+
+Safety, in brief: binds 127.0.0.1 unless told otherwise; request bodies over ``MAX_BODY_BYTES``
+are refused (413) before they are read; the page's files are read into memory at start-up and
+served from a fixed table, so no request ever touches the file system; the shared network is
+never run, each request runs its own copy (layers cache state in ``forward``).
+"""
+from .command import main
+from .parsing import MAX_BODY_BYTES, RequestError, parse_drawing
+from .runner import ModelRunner
+from .server import DigitServer, make_server
+from .startup import BRIEF_TRAIN_SIZE, TrainingFailed, train_briefly
+
+__all__ = ["main", "make_server", "DigitServer", "ModelRunner", "parse_drawing", "RequestError",
+           "MAX_BODY_BYTES", "BRIEF_TRAIN_SIZE", "TrainingFailed", "train_briefly"]

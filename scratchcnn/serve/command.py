@@ -1,0 +1,91 @@
+"""The command line, ``python -m scratchcnn.serve``: options, start-up, serving until Ctrl-C."""
+import argparse
+import errno
+import sys
+
+from .. import cli, threads
+from ..checkpoint import CheckpointError
+from ..data import MnistUnavailableError
+from .server import make_server
+from .startup import TrainingFailed, network_to_serve
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def port_number(text):
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535 (0 picks a free one), got {port}")
+    return port
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m scratchcnn.serve",
+        description="Draw a digit in your browser and watch it flow through the network: the "
+                    "28x28 input it sees, every layer's feature maps, the 10 probabilities.")
+    parser.add_argument("--model", metavar="PATH",
+                        help="checkpoint from `python -m scratchcnn.train --save PATH`; without it "
+                             "the tutorial network is trained for a few seconds first")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: only this computer; "
+                             "0.0.0.0 lets your network in)")
+    parser.add_argument("--port", type=port_number, default=8000,
+                        help="port to listen on (default 8000; 0 picks a free one)")
+    parser.add_argument("--data-dir", metavar="DIR", help="MNIST folder, for training without --model")
+    parser.add_argument("--log", action="store_true", help="log every request, not just errors")
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns once Ctrl-C stops the server.
+
+    Ends in ``SystemExit`` (as argparse does) with 2 for a bad option, 0 after ``--help``, 1 for
+    an error (printed as ``error: ...``) and 130 for Ctrl-C before serving began.
+    """
+    threads.configure("inference")  # BLAS threads and allocator, before any computation
+    try:
+        args = cli.parse_args(build_parser(), argv)
+    except cli.Usage as e:  # argparse has printed why (or the help, with code 0)
+        raise SystemExit(e.code) from None
+    code = serve(args)
+    if code != cli.EXIT_OK:
+        raise SystemExit(code)
+
+
+def serve(args):
+    """Start up as ``args`` say and serve until Ctrl-C; returns the exit code."""
+    try:
+        network, description = network_to_serve(args.model, args.data_dir)
+        server = make_server(network, args.host, args.port, description, args.log)
+    except (CheckpointError, MnistUnavailableError, TrainingFailed) as e:
+        return cli.fail(e)
+    except KeyboardInterrupt:
+        print("\nStopped.", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
+    except OSError as e:
+        return cli.fail(cannot_listen(e, args.host, args.port))
+    announce(server, description, args.host)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nStopped.")
+    finally:
+        server.server_close()
+    return cli.EXIT_OK
+
+
+def cannot_listen(error, host, port):
+    """What to tell the user when binding ``host:port`` failed with ``error`` (an ``OSError``)."""
+    if error.errno == errno.EADDRINUSE:
+        return (f"port {port} on {host} is already in use; pick another with --port "
+                "(0 picks a free one)")
+    return f"can't listen on {host}:{port}: {error.strerror or error}"
+
+
+def announce(server, description, host):
+    """Print what is served, where, who can open it, and the address to open."""
+    where = ("only this computer can open it" if host in LOOPBACK_HOSTS
+             else "WARNING: other computers on your network can open it too")
+    print(f"Serving {description}\nListening on {host}:{server.server_address[1]} ({where}).\n"
+          f"Open {server.url} and draw a digit. Ctrl-C stops.", flush=True)

@@ -1,0 +1,94 @@
+"""The network as JSON: what ``GET /api/model`` and ``POST /api/predict`` return.
+
+Numbers are rounded to ``DECIMALS`` places and arrays become nested lists. Maps are stored
+channels-last ``(H, W, C)`` by the layers and listed channel-first ``(C, H, W)`` here, one
+picture per channel, as the page draws them.
+"""
+import numpy as np
+
+from ..imaging import MNIST_SIZE
+
+DECIMALS = 4  # layer outputs and filters are rounded to this many decimals in responses
+
+
+def rounded(array):
+    """An array as nested lists of Python floats, rounded to ``DECIMALS``."""
+    return np.round(np.asarray(array, dtype=np.float64), DECIMALS).tolist()
+
+
+def layer_window(layer, in_shape, out_shape):
+    """How one output pixel of ``layer`` maps back to its input maps, or None.
+
+    ``{"size": k, "stride": s, "padding": p}`` from the layer's own ``window``: output pixel
+    ``(i, j)`` was computed from input rows ``i*s - p .. i*s - p + k - 1`` (and the same for
+    columns). Only between maps: ``in_shape`` ``(H, W)`` or ``(H, W, C)`` and ``out_shape``
+    ``(H', W', C')``; a layer with flat output, or flat input (ReLU after Dense), has none.
+    """
+    if layer.window is None or len(out_shape) != 3 or len(in_shape) not in (2, 3):
+        return None
+    size, stride, padding = layer.window
+    return {"size": size, "stride": stride, "padding": padding}
+
+
+def describe_layer(index, layer, in_shape, out_shape):
+    """One entry of ``/api/model``'s ``layers``.
+
+    ``{"index", "type", "config", "input_shape", "output_shape", "window"}`` (shapes without the
+    batch axis; ``window`` from ``layer_window``), plus for layers with filters ``"filters"``
+    ``(F, k, k, C)`` and ``"biases"`` ``(F,)`` or null.
+    """
+    entry = {"index": index, "type": type(layer).__name__, "config": layer.config(),
+             "input_shape": list(in_shape), "output_shape": list(out_shape),
+             "window": layer_window(layer, in_shape, out_shape)}
+    if "filters" in layer.params:
+        filters = layer.params["filters"]
+        if filters.ndim == 3:                   # (F, k, k): one input channel
+            filters = filters[..., None]
+        entry["filters"] = rounded(filters)     # (F, k, k, C)
+        biases = layer.params.get("biases")
+        entry["biases"] = rounded(biases) if biases is not None else None
+    return entry
+
+
+def describe_network(network, stage_shapes, description=""):
+    """What ``GET /api/model`` returns.
+
+    ``stage_shapes``: the input's shape and every layer's output shape, without the batch axis
+    (``len(network.layers) + 1`` of them). Returns ``{"description": str, "input_shape": [28, 28],
+    "num_classes": int, "layers": [describe_layer(...) per layer, in order]}``.
+    """
+    layers = [describe_layer(i, layer, stage_shapes[i], stage_shapes[i + 1])
+              for i, layer in enumerate(network.layers)]
+    return {"description": description, "input_shape": [MNIST_SIZE, MNIST_SIZE],
+            "num_classes": stage_shapes[-1][0], "layers": layers}
+
+
+def describe_stage(values):
+    """One example's layer output -> ``{"shape", "min", "max"}`` plus its values.
+
+    A map ``(H, W, C)`` gives ``"maps"`` listed channel-first, ``(C, H, W)``, for drawing;
+    anything else gives ``"values"``, flattened to ``(D,)``.
+    """
+    entry = {"shape": list(values.shape), "min": round(float(values.min()), DECIMALS),
+             "max": round(float(values.max()), DECIMALS)}
+    if values.ndim == 3:
+        entry["maps"] = rounded(np.moveaxis(values, -1, 0))   # (H, W, C) -> (C, H, W)
+    else:
+        entry["values"] = rounded(values.reshape(-1))
+    return entry
+
+
+def describe_prediction(image, outputs):
+    """What ``POST /api/predict`` returns, for one image run through the network.
+
+    ``image``: the ``(28, 28)`` uint8 input after ``to_mnist``; ``outputs``: the network's
+    ``outputs`` for a batch of that one image (stage 0 the input, the last the probabilities).
+    Returns ``{"prediction": int, "probabilities": [classes floats], "blank": bool, "input":
+    (28, 28) ints, "layers": [describe_stage(output) per layer]}``.
+    """
+    probs = outputs[-1][0]
+    return {"prediction": int(probs.argmax()),
+            "probabilities": [float(p) for p in probs],
+            "blank": not image.any(),
+            "input": image.tolist(),
+            "layers": [describe_stage(out[0]) for out in outputs[1:]]}
