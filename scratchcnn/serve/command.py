@@ -3,7 +3,7 @@ import argparse
 import errno
 import sys
 
-from .. import cli, threads
+from .. import cli, runtime
 from ..checkpoint import CheckpointError
 from ..data import MnistUnavailableError
 from .server import make_server
@@ -43,7 +43,7 @@ def main(argv=None):
     Ends in ``SystemExit`` (as argparse does) with 2 for a bad option, 0 after ``--help``, 1 for
     an error (printed as ``error: ...``) and 130 for Ctrl-C before serving began.
     """
-    threads.configure("inference")  # BLAS threads and allocator, before any computation
+    runtime.configure("inference")  # BLAS threads and allocator, before any computation
     try:
         args = cli.parse_args(build_parser(), argv)
     except cli.Usage as e:  # argparse has printed why (or the help, with code 0)
@@ -58,6 +58,7 @@ def serve(args):
     try:
         network, description = network_to_serve(args.model, args.data_dir)
         server = make_server(network, args.host, args.port, description, args.log)
+        server.data_dir = args.data_dir   # where GET /api/test-image finds MNIST
     except (CheckpointError, MnistUnavailableError, TrainingFailed) as e:
         return cli.fail(e)
     except KeyboardInterrupt:
