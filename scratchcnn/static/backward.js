@@ -331,6 +331,7 @@ function showBackward() {
   const follow = $("bw-follow");
   if (follow) follow.addEventListener("click", (event) => { event.preventDefault(); setTarget(null); });
   $("bw-loss").innerHTML = `Loss L = −log p[${target}] = −log ${fmtg(p[target])} = <b>${fmtg(a.loss)}</b>`;
+  $("inspect").textContent = "Hover or tap a gradient pixel, a filter's gradient or a logit to see where its number comes from.";
   showLossStage(bw.stages[last], a);
   for (let stage = last - 1; stage >= 1; stage--) showGradientStage(stage, a);
   showInputStage(a);
@@ -408,7 +409,7 @@ function showInputStage(a) {
   paint(canvas, a.input, grey);
   const ctx = canvas.getContext("2d"), img = ctx.getImageData(0, 0, 28, 28);
   g.forEach((row, y) => row.forEach((v, x) => {
-    const [r, gr, b] = ramp(DIVERGING, v < 0 ? 0 : 1), alpha = Math.sqrt(Math.abs(v) / (m || 1)), o = 4 * (28 * y + x);
+    const [r, gr, b] = ramp(DIVERGING, v < 0 ? 0 : 1), alpha = Math.abs(v) / (m || 1), o = 4 * (28 * y + x);
     img.data[o] = img.data[o] * (1 - alpha) + r * alpha;
     img.data[o + 1] = img.data[o + 1] * (1 - alpha) + gr * alpha;
     img.data[o + 2] = img.data[o + 2] * (1 - alpha) + b * alpha;
@@ -570,7 +571,7 @@ function explainLast(panel, channel, row, col) {
   const table = el("table", "terms");
   table.innerHTML = "<tr><th>digit</th><th>dL/dz</th><th>weight</th><th>product</th></tr>" +
     rows.map(([d, g, wt, prod]) => `<tr class="${d === a.label ? "target" : ""}"><td>${d}</td><td>${fmtg(g)}</td>` +
-      `<td>${fmt(wt)}</td><td>${fmtg(prod)}</td></tr>`).join("");
+      `<td>${fmtg(wt)}</td><td>${fmtg(prod)}</td></tr>`).join("");
   const note = el("p", "total");
   note.innerHTML = `Input ${(row * w + col) * c + channel} of the ${t.type} layer feeds all ${rows.length} logits; ` +
     `its gradient is the sum of dL/dz times its weight for each digit = <b>${fmtg(total)}</b>.`;
@@ -606,7 +607,7 @@ function filterPoint(layerIndex, f, event) {
   const up = bw.answer.layers[layerIndex].output_gradient.maps[f];
   const head = el("p");
   head.innerHTML = `<b>dL/d(filter ${f + 1} weight (${ki}, ${kj}))</b>: <b class="value">${fmtg(value)}</b>` +
-    ` (weight ${fmt(filterKernel(layer.filters[f])[ki][kj])})`;
+    ` (weight ${fmtg(filterKernel(layer.filters[f])[ki][kj])})`;
   const note = el("p", "total");
   note.innerHTML = `The sum, over all ${up.length}×${up[0].length} positions where the filter was applied, of ` +
     `the upstream gradient there (map ${f + 1} of dL/d(output)) times the input pixel this weight touched there` +
