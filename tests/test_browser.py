@@ -187,12 +187,12 @@ def test_the_backward_view(server, browser, tmp_path, monkeypatch):
     wait.until(lambda d: "Loss L = −log p" in d.find_element(By.ID, "bw-loss").text)
     assert not browser.find_element(By.ID, "stages").is_displayed()
     assert f"Target {prediction} (the prediction)" in browser.find_element(By.ID, "bw-target").text
-    stages = browser.find_elements(By.CSS_SELECTOR, "#backward .stage")
+    stages = browser.find_elements(By.CSS_SELECTOR, "#backward .bw-stage")
     titles = [s.find_element(By.TAG_NAME, "h3").text for s in stages]
     starts = ["Loss → probabilities", "dL/d(output of 2. MaxPool2)", "dL/d(output of 1. Conv3x3)",
               "dL/dx: the saliency map", "What 3. Softmax looks for"]     # from the loss back to the pixels
     assert len(titles) == 5 and all(t.startswith(start) for t, start in zip(titles, starts)), titles
-    legends = [l.text for l in browser.find_elements(By.CSS_SELECTOR, "#backward .stage h3 .legend")]
+    legends = [l.text for l in browser.find_elements(By.CSS_SELECTOR, "#backward .bw-stage h3 .legend")]
     assert all("values" in text or "·" in text for text in legends) and len(legends) == 5
     lit = browser.execute_script("""
         return [...document.querySelectorAll('#backward .maps .map canvas')].filter(c => c.width > 1).map(c => {

@@ -44,8 +44,9 @@ const largest = (values) => values.reduce((m, v) => Math.max(m, Math.abs(v)), 0)
 // A colour bar with its range written beside it. Diverging: -m .. 0 .. +m, and the values' range.
 function legend(holder, colour, lo, hi, text) {
   holder.textContent = "";
-  const bar = document.createElement("canvas");
-  paint(bar, [Array.from({length: 48}, (_, i) => lo + (hi - lo) * i / 47)], colour);
+  const bar = el("span", "bar");          // a CSS gradient, not a canvas: the maps are the only canvases
+  const stops = Array.from({length: 9}, (_, i) => `rgb(${colour(lo + (hi - lo) * i / 8).join(",")})`);
+  bar.style.background = `linear-gradient(to right, ${stops.join(", ")})`;
   const label = document.createElement("span");
   label.textContent = text;
   holder.append(bar, label);
@@ -101,7 +102,7 @@ function setView(view) {
 // ------------------------------------------------------------------ building the backward view
 
 function stageSection(title, note) {
-  const section = el("div", "stage");
+  const section = el("div", "bw-stage");
   const h3 = el("h3");
   h3.append(title, el("span", "", note));
   const holder = el("span", "legend");
