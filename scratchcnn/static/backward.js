@@ -96,8 +96,15 @@ function setView(view) {
   $("flow-hint").textContent = view === "forward" ? "hover a pixel of a convolution map"
     : "hover or tap a gradient pixel; click a probability bar to change the target";
   unhover();
+  bwUnhover();
+  showHint();
   if (view === "backward" && bw.stale) requestBackward();
 }
+
+const FORWARD_HINT = $("inspect").textContent;
+const BACKWARD_HINT = "Hover or tap a gradient pixel, a filter's gradient or a logit to see where its number comes from.";
+
+function showHint() { $("inspect").textContent = bw.view === "backward" ? BACKWARD_HINT : FORWARD_HINT.trim(); }
 
 // ------------------------------------------------------------------ building the backward view
 
@@ -332,7 +339,7 @@ function showBackward() {
   const follow = $("bw-follow");
   if (follow) follow.addEventListener("click", (event) => { event.preventDefault(); setTarget(null); });
   $("bw-loss").innerHTML = `Loss L = −log p[${target}] = −log ${fmtg(p[target])} = <b>${fmtg(a.loss)}</b>`;
-  $("inspect").textContent = "Hover or tap a gradient pixel, a filter's gradient or a logit to see where its number comes from.";
+  showHint();
   showLossStage(bw.stages[last], a);
   for (let stage = last - 1; stage >= 1; stage--) showGradientStage(stage, a);
   showInputStage(a);
