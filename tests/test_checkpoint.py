@@ -6,7 +6,7 @@ import pytest
 
 from scratchcnn import checkpoint as checkpoint_mod
 from scratchcnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from scratchcnn.models import MODEL_NAMES, build_model
+from scratchcnn.models import build_model
 from scratchcnn.optim import OPTIMIZERS
 
 
@@ -38,12 +38,6 @@ def test_round_trip(model, optimizer_name, rng, tmp_path):
     assert restored.state_dict().keys() == state.keys()
     for key in state:
         np.testing.assert_array_equal(restored.state_dict()[key], state[key])
-
-
-def test_every_model_builds_and_has_the_expected_output(rng):
-    for name in MODEL_NAMES:
-        probs = build_model(name).forward(rng.uniform(-0.5, 0.5, (2, 28, 28)).astype(np.float32))
-        assert probs.shape == (2, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
 def test_interrupted_save_keeps_the_previous_file(rng, tmp_path, monkeypatch):
