@@ -34,6 +34,8 @@ class Dense(Layer):
         return self.last_input @ self.params["weights"] + self.params["biases"]
 
     def backward(self, d_out):
+        """``d_out`` ``(N, out_features)`` -> ``(N, in_features)`` (None when
+        ``needs_input_grad`` is False)."""
         self.grads["weights"] = self.last_input.T @ d_out
         self.grads["biases"] = d_out.sum(axis=0)
-        return d_out @ self.params["weights"].T
+        return d_out @ self.params["weights"].T if self.needs_input_grad else None
