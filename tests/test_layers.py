@@ -58,6 +58,22 @@ def test_maxpool_ties_route_to_first_maximum_only(pool_cls):
     np.testing.assert_array_equal(d_x, [[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 1], [0, 0, 0, 0]])
 
 
+@pytest.mark.parametrize("pool_cls", [sc.MaxPool2, loops.MaxPool2])
+def test_maxpool_worked_example(pool_cls):
+    """The 4x4 example of scratchcnn/layers/pool.py's docstring, step by step."""
+    x = np.array([[1, 3, 2, 2],
+                  [4, 0, 7, 9],
+                  [5, 5, 0, 1],
+                  [5, 6, 1, 0]], dtype=np.float64).reshape(1, 4, 4, 1)
+    pool = pool_cls()
+    np.testing.assert_array_equal(pool.forward(x)[0, :, :, 0], [[4, 9], [6, 1]])
+    d_x = pool.backward(np.array([[10, 20], [30, 40]], np.float64).reshape(1, 2, 2, 1))
+    np.testing.assert_array_equal(d_x[0, :, :, 0], [[0, 0, 0, 0],
+                                                    [10, 0, 0, 20],   # 4 at x[1, 0], 9 at x[1, 3]
+                                                    [0, 0, 0, 40],    # the 1 = 1 tie goes up
+                                                    [0, 30, 0, 0]])   # 6 at x[3, 1]
+
+
 def test_maxpool_odd_sizes_floor(rng):
     x = rng.standard_normal((2, 5, 7, 3))
     pool = sc.MaxPool2()
