@@ -31,7 +31,9 @@ class Dense(Layer):
         if x.shape[1] != self.in_features:
             raise ValueError(f"Dense: expected input of shape {expected}, got shape {x.shape}")
         self.last_input = x.astype(self.dtype, copy=False)
-        return self.last_input @ self.params["weights"] + self.params["biases"]
+        out = self.last_input @ self.params["weights"]
+        out += self.params["biases"]  # in place: no second (N, out_features) array
+        return out
 
     def backward(self, d_out):
         """``d_out`` ``(N, out_features)`` -> ``(N, in_features)`` (None when

@@ -44,7 +44,8 @@ class Softmax(Layer):
                              f"after the batch axis")
         self.last_input_shape = x.shape
         self.last_input = x.reshape(len(x), -1).astype(self.dtype, copy=False)  # (N, input_len)
-        self.last_totals = self.last_input @ self.params["weights"] + self.params["biases"]
+        self.last_totals = self.last_input @ self.params["weights"]
+        self.last_totals += self.params["biases"]
         self.last_output = stable_softmax(self.last_totals)
         return self.last_output
 
