@@ -8,8 +8,9 @@ network) and meant to be read and stepped through in a debugger.
 
 Differences from the original tutorial, each to agree with the vectorized layers: batches
 (a loop over images), channels and padding for ``Conv3x3``, optional bias, an input gradient
-from every layer, gradients kept in ``grads`` instead of updating weights in ``backward``, and
-``MaxPool2`` routing a tied window's gradient to its first maximum only.
+from every layer (but a training network's first, see ``Layer.needs_input_grad``), gradients
+kept in ``grads`` instead of updating weights in ``backward``, and ``MaxPool2`` routing a tied
+window's gradient to its first maximum only.
 """
 import numpy as np
 
