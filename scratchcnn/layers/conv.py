@@ -7,17 +7,20 @@ input gradient is the reverse scatter (col2im), done as k*k shifted-slice additi
 which is what the tutorial computes too. ``scratchcnn.loops.Conv3x3`` is the plain version,
 one window at a time.
 
-Speed notes, each measured on the training step (see benchmarks/):
+Speed notes, each measured on the training step (one thread, alternating old and new):
 
 * The window matrix is kept between steps and refilled in place while the batch shape stays
-  the same: allocating tens of MB per step costs more than the copy into it.
+  the same: a fresh one costs fresh memory pages every step (up to 1.6x slower prediction at
+  a batch of 1000, where it is hundreds of MB for the classic network).
 * With a bias, the window matrix ends with a column of ones, so the biases are one more row
   of the weight matrix (the "bias trick"): the forward product adds them and the weight
   gradient product also yields their gradient (the column sums of ``d_out``).
 * The first layer of a training network skips its input gradient (``needs_input_grad``).
-* Tried and slower here: the input gradient as one "full" convolution (zero-padded ``d_out``,
-  its windows times the flipped filters): its window matrix is 2x larger and its product has
-  only ``C`` columns, which BLAS runs ~40% below the k*k products with ``F`` columns below.
+* Tried and slower: the input gradient as one "full" convolution (the windows of the
+  zero-padded ``d_out`` times the flipped filters, one product): its window matrix is twice
+  the size of ``im2col``'s and its product has only ``C`` columns, which BLAS runs far below
+  its best; ~1.5x slower than ``col2im`` for the classic network. Cutting the batch into
+  chunks whose window matrix fits in the CPU cache gained little forward, nothing backward.
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -158,7 +161,9 @@ class Conv2D(Layer):
         rows, bias = n * out_h * out_w, "biases" in self.params
         if self.last_columns is None or self.last_columns.shape[0] != rows:  # else refill it
             self.last_columns = window_matrix(rows, k, c, bias, self.dtype)  # (N*Ho*Wo, k*k*C [+1])
+        # Step 1, im2col: every window of the batch becomes a row of the window matrix.
         im2col(x_padded, k, s, out_h, out_w, out=self.last_columns[:, :k * k * c])
+        # Step 2, one product: every output pixel of every filter (plus its bias).
         weights = self.params["filters"].reshape(f, -1).T                      # (k*k*C, F)
         if bias:
             weights = np.vstack([weights, self.params["biases"]])              # (k*k*C + 1, F)
@@ -171,18 +176,19 @@ class Conv2D(Layer):
         n, out_h, out_w, f = d_out.shape
         d_out2d = d_out.reshape(-1, f)                            # (N*Ho*Wo, F), a row per window
         filters = self.params["filters"]
-        # Every window's pixels times its gradient, summed over windows: (k*k*C [+1], F). The
-        # same product either way round; measured, BLAS is ~15% faster on a row-major window
-        # matrix when it is the right-hand operand.
+        # Step 1, weights: every window's pixels times its gradient, summed over the windows,
+        # (k*k*C [+1], F). The same product either way round; measured, BLAS is ~15% faster
+        # with a row-major window matrix as the right-hand operand.
         if self.last_columns.flags.c_contiguous:
             d_weights = (d_out2d.T @ self.last_columns).T
         else:
             d_weights = self.last_columns.T @ d_out2d
         self.grads["filters"] = d_weights[:filters[0].size].T.reshape(filters.shape)
         if "biases" in self.params:
-            self.grads["biases"] = d_weights[-1]                  # from the column of ones
+            self.grads["biases"] = np.ascontiguousarray(d_weights[-1])  # the column of ones'
         if not self.needs_input_grad:
             return None
+        # Step 2, input (col2im): every window's gradient, through the filters, back in place.
         d_padded = col2im(d_out2d, filters.reshape(f, self.kernel_size, self.kernel_size, -1),
                           self.last_padded_shape, self.kernel_size, self.stride, out_h, out_w)
         p = self.padding
