@@ -4,16 +4,19 @@ import pytest
 
 import scratchcnn as sc
 from scratchcnn import loops
-from gradcheck import check_layer_gradients
+from scratchcnn.gradcheck import check_layer, numerical_gradient, relative_error
 
 F64 = np.float64
 TOLERANCE = 1e-6
 
 
 def assert_gradients_match(layer, x, rng, **kwargs):
-    errors = check_layer_gradients(layer, x, rng, **kwargs)
-    assert set(errors) == {"input", *layer.params}
-    for name, error in errors.items():
+    """Every gradient within TOLERANCE, element by element and over the whole array."""
+    report = check_layer(layer, x, seed=rng, tolerance=TOLERANCE, **kwargs)
+    assert set(report.checks) == {"input", *layer.params}
+    assert report.passed, f"{layer!r}:\n{report}"
+    for name, check in report.checks.items():
+        error = check.overall_error
         assert error < TOLERANCE, f"{layer!r}: gradient of {name} off by relative error {error:.2e}"
 
 
@@ -99,7 +102,6 @@ def test_network_input_gradient_through_fused_loss(rng):
     net.loss_and_gradients(x, labels)
     analytic = net.layers[0].grads["filters"].copy()
 
-    from gradcheck import numerical_gradient, relative_error
     numeric = numerical_gradient(lambda: net.loss_and_gradients(x, labels)[0],
                                  net.layers[0].params["filters"])
     assert relative_error(analytic, numeric) < TOLERANCE
