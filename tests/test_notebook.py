@@ -105,7 +105,8 @@ def test_notebook_runs_in_a_fresh_kernel_without_errors_or_warnings(make_noteboo
             cell.outputs, cell.execution_count = [], None
     make_notebook.execute(notebook)  # raises CellExecutionError, naming the cell, on an error
     assert make_notebook.problems(notebook) == []
-    printed = "".join(out.get("text", "") for c in notebook.cells if c.cell_type == "code" for out in c.outputs)
+    printed = "".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                      for c in notebook.cells if c.cell_type == "code" for out in c.outputs)
     assert "Epoch 3/3: train loss" in printed and "LeakyReLU: its gradient matches" in printed
     shown = [out for c in notebook.cells if c.cell_type == "code" for out in c.outputs
              if "image/png" in out.get("data", {})]
