@@ -58,6 +58,17 @@ def test_viz_needs_no_pyplot():
     assert result.stdout.strip() == "False"
 
 
+def test_no_tqdm_warning_in_jupyter_without_ipywidgets():
+    """tqdm.auto warns "IProgress not found" when imported in a Jupyter kernel without ipywidgets;
+    importing scratchcnn there must not (a terminal never shows that warning)."""
+    pytest.importorskip("ipykernel")
+    looks_like_jupyter = "import ipykernel.zmqshell; sys.modules['ipywidgets'] = None"  # what tqdm checks
+    for module, warns in (("tqdm.auto", True), ("scratchcnn.data", False)):
+        code = f"import sys; {looks_like_jupyter}; import {module}"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+        assert ("IProgress not found" in result.stderr) == warns, result.stderr[-2000:]
+
+
 # ---------------------------------------------------------------- the stored notebook
 
 def test_stored_notebook_is_the_scripts_with_outputs(make_notebook, stored):
