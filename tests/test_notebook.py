@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from scratchcnn import viz
-from scratchcnn.data import MnistUnavailableError, load_mnist
-from scratchcnn.data.sources import IndexUnreachableError
+from scratchcnn.data import IndexUnreachableError, MnistUnavailableError, load_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 nbformat = pytest.importorskip("nbformat", reason="nbformat is in the test extra: pip install -e '.[test]'")
