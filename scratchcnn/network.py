@@ -31,6 +31,7 @@ class Network:
         if not self.layers:
             raise ValueError("Network: needs at least one layer")
         self.outputs = []  # after forward: [input, output of layer 0, output of layer 1, ...]
+        self.input_gradient = None  # after loss_and_gradients(..., input_grad=True): dL/dx
 
     cross_entropy = staticmethod(cross_entropy)
 
@@ -84,23 +85,24 @@ class Network:
             self.layers[first].needs_input_grad = True  # the layer on its own returns d_x again
         return d_out if input_grad else None
 
-    def loss_and_gradients(self, x, labels):
+    def loss_and_gradients(self, x, labels, input_grad=False):
         """Forward, mean cross-entropy and backward on one batch. Returns ``(loss, probs)``.
 
         When the last layer is a ``Softmax`` the fused gradient ``(probs - one_hot) / N`` is
         fed straight to its logits (stable, and faster than going through ``d_probs``);
         otherwise the general ``cross_entropy`` gradient goes through ``backward``. Only the
-        parameters' gradients are computed (``input_grad=False``).
+        parameters' gradients are computed, unless ``input_grad``: then the loss's gradient
+        w.r.t. ``x`` is kept in ``self.input_gradient`` (same shape as ``x``).
         """
         check_finite(x)
         probs = self.forward(x)
         last = self.layers[-1]
         if hasattr(last, "backward_from_logits"):
             loss, d_logits = softmax_cross_entropy(last.last_totals, labels)
-            self._backward(d_logits, input_grad=False, from_logits=True)
+            self.input_gradient = self._backward(d_logits, input_grad, from_logits=True)
         else:
             loss, d_probs = cross_entropy(probs, labels)
-            self._backward(d_probs, input_grad=False, from_logits=False)
+            self.input_gradient = self._backward(d_probs, input_grad, from_logits=False)
         return loss, probs
 
     def train_step(self, x, labels, optimizer):

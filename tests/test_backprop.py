@@ -7,7 +7,7 @@ import pytest
 from scratchcnn.backprop import backward_pass
 from scratchcnn.models import build_model
 from scratchcnn.optim import SGD, Momentum
-from gradcheck import relative_error
+from scratchcnn.gradcheck import relative_error
 
 
 def trained_seed(rng, dtype=np.float64, steps=5):

@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 import pytest
-from gradcheck import relative_error
+from scratchcnn.gradcheck import relative_error
 
 from scratchcnn import serve
 from scratchcnn.data import MnistUnavailableError, normalize
