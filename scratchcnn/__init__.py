@@ -2,16 +2,19 @@
 
 Vectorized layers (``Conv3x3``, ``MaxPool2``, ``Softmax``, ...) live in ``scratchcnn.layers``,
 their one-image-at-a-time loop twins in ``scratchcnn.loops``; ``Network`` chains layers and
-the optimizers update them.
+the optimizers update them. ``check_layer`` (``scratchcnn.gradcheck``) checks any layer's
+gradients against finite differences.
 """
 from .layers import (AvgPool2, BatchNorm, Conv2D, Conv3x3, Dense, Dropout, Flatten, Layer, MaxPool2,
                      ReLU, Softmax)
 from .losses import cross_entropy, softmax_cross_entropy
 from .network import Network, TrainingDiverged
 from .optim import SGD, Adam, Momentum
+from .gradcheck import assert_gradients_correct, check_layer
 
 __version__ = "0.1.0"
 
 __all__ = ["Layer", "Conv2D", "Conv3x3", "MaxPool2", "AvgPool2", "Softmax", "Dense", "ReLU",
            "Flatten", "Dropout", "BatchNorm", "Network", "TrainingDiverged", "SGD", "Momentum", "Adam",
            "cross_entropy", "softmax_cross_entropy"]
+__all__ += ["check_layer", "assert_gradients_correct"]

@@ -13,12 +13,14 @@ import tempfile
 import time
 
 import augmentations
+import backward
 import feature_maps
 import mistakes
 import visualize_filters
-from common import make_parser
+from common import load_model, make_parser
 
-from scratchcnn.viz import plot_training_curves
+from scratchcnn.data import load_mnist, normalize
+from scratchcnn.viz import most_confident_mistakes, plot_training_curves
 
 
 def train(folder):
@@ -30,6 +32,14 @@ def train(folder):
     print("$", " ".join(["python"] + command[1:]), flush=True)
     subprocess.run(command, check=True)
     return model, metrics
+
+
+def worst_mistake(model, data_dir=None):
+    """Index of the test image the model gets wrong most confidently (0 if it makes none)."""
+    network, _ = load_model(model)
+    _, _, test_images, test_labels = load_mnist(data_dir)
+    wrong = most_confident_mistakes(test_labels.astype(int), network.predict_proba(normalize(test_images)), 1)
+    return int(wrong[0]) if len(wrong) else 0
 
 
 def main(argv=None):
@@ -50,6 +60,8 @@ def main(argv=None):
         feature_maps.main(index + ["--filters", "edges", "--out", os.path.join(args.out, "feature_maps_edges.png")])
         feature_maps.main(index + ["--model", model, "--out", os.path.join(args.out, "feature_maps_seed.png")])
         mistakes.main(["--model", model, "--out", args.out])
+        backward.main(["--model", model, "--index", str(worst_mistake(model)),
+                       "--out", os.path.join(args.out, "backward.png")])
         plot_training_curves(metrics, path=os.path.join(args.out, "training_curves.png"))
         print(f"Wrote {os.path.join(args.out, 'training_curves.png')}")
     augmentations.main(["--out", os.path.join(args.out, "augmentations.png")])

@@ -8,7 +8,7 @@ import pytest
 import scratchcnn as sc
 from scratchcnn import loops
 
-from gradcheck import check_layer_gradients
+from scratchcnn.gradcheck import check_layer
 
 F64 = np.float64
 SHAPES = [(6, 5), (3, 4, 5, 2)]  # (N, C) and channels-last (N, H, W, C)
@@ -37,9 +37,9 @@ def test_gradients_match_finite_differences(rng, shape, training, twin):
     layer = layer_pair(shape[-1], rng)[twin]
     layer.forward(batch(rng, shape))  # running statistics away from 0 and 1
     layer.training = training
-    errors = check_layer_gradients(layer, batch(rng, shape), rng)
-    assert set(errors) == {"input", "gamma", "beta"}
-    assert max(errors.values()) < 1e-7, errors
+    report = check_layer(layer, batch(rng, shape), seed=rng, tolerance=1e-7)
+    assert set(report.checks) == {"input", "gamma", "beta"}
+    assert report.passed, report
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -21,13 +21,20 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from urllib.parse import urljoin
 from urllib.request import Request, urlopen
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():
+    # In Jupyter without ipywidgets, tqdm.auto warns "IProgress not found" on import (a terminal
+    # never sees it) and falls back to text bars: take the fallback without the warning.
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
 from .idx import (CorruptFileError, IdxFile, check_idx_content, idx_bytes, read_gz_verified,

@@ -58,6 +58,7 @@ def serve(args):
     try:
         network, description = network_to_serve(args.model, args.data_dir)
         server = make_server(network, args.host, args.port, description, args.log)
+        server.data_dir = args.data_dir   # where GET /api/test-image finds MNIST
     except (CheckpointError, MnistUnavailableError, TrainingFailed) as e:
         return cli.fail(e)
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ import importlib.resources
 import traceback
 from http import HTTPStatus
 
+from . import backward
 from .parsing import RequestError, parse_drawing
 
 # Every path a GET may ask for, and the packaged file it answers with. Nothing else is served.
@@ -21,6 +22,7 @@ STATIC_FILES = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/static/style.css": ("style.css", "text/css; charset=utf-8"),
     "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/backward.js": ("backward.js", "text/javascript; charset=utf-8"),
 }
 
 
@@ -58,6 +60,9 @@ ROUTES = {
     **{("GET", path): get_page_file for path in STATIC_FILES},
     ("GET", "/api/model"): get_model,
     ("POST", "/api/predict"): post_predict,
+    ("POST", "/api/backward"): backward.post_backward,
+    ("GET", "/api/test-image"): backward.get_test_image,
+    ("GET", "/api/templates"): backward.get_templates,
 }
 
 

@@ -110,6 +110,7 @@ $("clear").addEventListener("click", () => {
   requestCount += 1;            // forget any answer still on its way
   result = null;
   showEmpty();
+  announce("cleared");
 });
 
 // ------------------------------------------------------------------ talking to the server
@@ -132,9 +133,15 @@ async function predict() {
     result = answer;
     showResult();
     setStatus(`Stroke ${strokes} · draw more, or Clear.`);
+    announce("result", {drawing: {width: pad.width, height: pad.height, pixels}});
   } catch (error) {
     if (id === requestCount) setStatus(`Error: ${error.message}`, true);
   }
+}
+
+// Events for backward.js (the backward view): "model", "result" (with the drawing sent), "cleared".
+function announce(name, detail = {}) {
+  document.dispatchEvent(new CustomEvent(`scratchcnn:${name}`, {detail}));
 }
 
 function setStatus(text, isError = false) {
@@ -172,6 +179,7 @@ function makeMap(parent, size, stage, channel) {
   parent.append(wrap);
   if (stage > 0) {
     canvas.addEventListener("mousemove", (event) => hover(stage, channel, event));
+    canvas.addEventListener("pointerdown", (event) => hover(stage, channel, event));  // tap to inspect
     canvas.addEventListener("mouseleave", unhover);
   }
   return {canvas, windowBox, cursor, wrap};
@@ -433,6 +441,7 @@ async function start() {
     `A network of ${model.layers.length} layers: ${model.layers.map((l) => l.type).join(" → ")}`;
   buildStages();
   showEmpty();
+  announce("model");
 }
 
 start();
