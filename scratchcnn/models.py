@@ -28,7 +28,7 @@ TRAINING_DEFAULTS = {
     "seed": dict(epochs=3, batch_size=32, lr=0.03, optimizer="momentum", lr_decay=0.5, **NO_AUGMENTATION),
     "classic": dict(epochs=8, batch_size=64, lr=2e-3, optimizer="adam", lr_decay=0.6,
                     **dict(NO_AUGMENTATION, shift=2)),
-    "modern": dict(epochs=10, batch_size=64, lr=2e-3, optimizer="adam", lr_decay=0.7,
+    "modern": dict(epochs=12, batch_size=64, lr=2e-3, optimizer="adam", lr_decay=0.75,
                    shift=2, rotate=10.0, scale=0.1),
     "mlp": dict(epochs=10, batch_size=128, lr=1e-3, optimizer="adam", lr_decay=0.8, **NO_AUGMENTATION),
 }

@@ -2,6 +2,8 @@
 
     python -m scratchcnn.train                       # the tutorial network, 3 epochs, ~98% in seconds
     python -m scratchcnn.train --model classic       # the deeper network, > 99.2%
+    python -m scratchcnn.train --model modern        # BatchNorm and affine augmentation, >= 99.6%
+    python -m scratchcnn.train --resume run.npz --epochs 12 --lr 1e-4   # fine-tune a saved run
     python -m scratchcnn.train --train-size 1000 --test-size 1000 --loop   # the tutorial's way
 
 This module is the command line only: parsing and checking options, loading the data,
