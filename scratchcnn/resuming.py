@@ -47,6 +47,11 @@ def refusals(settings, differing, epoch, step):
     return reasons
 
 
+def rate_at(settings, epoch):
+    """The learning rate of epoch index ``epoch`` under ``settings``' schedule."""
+    return settings["lr"] * settings["lr_decay"] ** (epoch - settings.get("lr_from_epoch", 0))
+
+
 def apply_changes(settings, differing, epoch, step):
     """Change ``settings`` in place to the options in ``differing`` (all in ``CHANGEABLE``),
     restarting the learning-rate schedule at ``epoch`` if the rate or the decay changes.
@@ -57,18 +62,19 @@ def apply_changes(settings, differing, epoch, step):
     changes = [dict(epoch=epoch + 1, step=step, option=key, old=settings.get(key), new=value)
                for key, value in differing.items()]
     if "lr" in differing or "lr_decay" in differing:
-        # The rate this epoch would have had; it carries on unless --lr gives another one.
-        current = settings["lr"] * settings["lr_decay"] ** (epoch - settings.get("lr_from_epoch", 0))
-        settings.update(lr=differing.get("lr", current), lr_from_epoch=epoch)
+        # The rate this epoch would have had carries on unless --lr gives another one.
+        settings.update(lr=differing.get("lr", rate_at(settings, epoch)), lr_from_epoch=epoch)
     settings.update({key: value for key, value in differing.items() if key != "lr"})
     return changes
 
 
-def describe_changes(changes, settings):
-    """The note printed when a resumed run continues with changed settings."""
+def describe_changes(changes, settings, previous_rate):
+    """The note printed when a resumed run continues with changed settings (``settings`` as
+    changed; ``previous_rate``: what the epoch's rate was before, ``rate_at``)."""
     listed = ", ".join(f"{option_name(c['option'])} {c['old']} -> {c['new']}" for c in changes)
     first = changes[0]
-    rate = (f"; the learning rate is {settings['lr']:g} from epoch {settings['lr_from_epoch'] + 1}"
+    was = f" (was {previous_rate:g})" if settings["lr"] != previous_rate else ""
+    rate = (f"; the learning rate is {settings['lr']:g}{was} from epoch {settings['lr_from_epoch'] + 1}"
             + (f", x{settings['lr_decay']:g} per epoch after" if settings["lr_decay"] != 1 else "")
             if any(c["option"] in ("lr", "lr_decay") for c in changes) else "")
     return (f"note: continuing at epoch {first['epoch']}, step {first['step']} with changed settings "

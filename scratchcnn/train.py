@@ -224,9 +224,10 @@ class Run:
             raise CheckpointError(f"a resumed run keeps these settings of {path!r}: " + "; ".join(refused))
         self.changes = list(meta.get("changes", []))
         if differing:
+            previous_rate = resuming.rate_at(settings, epoch)
             new = resuming.apply_changes(settings, differing, epoch, step)
             self.changes += new
-            self.notes.append(resuming.describe_changes(new, settings))
+            self.notes.append(resuming.describe_changes(new, settings, previous_rate))
         return settings
 
     def _build(self):

@@ -209,7 +209,7 @@ def test_resume_with_another_learning_rate_fine_tunes_and_records_it(fake_data, 
     assert run("--resume", path, "--epochs", "2", "--lr", "0.01", "--metrics", metrics) == 0
     out = capsys.readouterr().out
     assert "--lr 0.03 -> 0.01" in out and "no longer matches an uninterrupted run" in out
-    assert "learning rate is 0.01 from epoch 2, x0.5 per epoch after" in out
+    assert "learning rate is 0.01 (was 0.015) from epoch 2, x0.5 per epoch after" in out
     change = dict(epoch=2, step=0, option="lr", old=0.03, new=0.01)
     m = json.loads(metrics.read_text())
     assert m["changes"] == [change] and checkpoint_meta(path)["changes"] == [change]
@@ -222,10 +222,12 @@ def test_resume_with_another_learning_rate_fine_tunes_and_records_it(fake_data, 
     assert m["changes"] == [change] and [e["lr"] for e in m["epochs"]] == [0.03, 0.01, 0.005]
 
 
-def test_another_decay_on_resuming_keeps_the_current_rate(fake_data, tmp_path):
+def test_another_decay_on_resuming_keeps_the_current_rate(fake_data, tmp_path, capsys):
     path, metrics = tmp_path / "c.npz", tmp_path / "m.json"
     assert run("--epochs", "2", "--save", path) == 0    # rates 0.03, 0.015
+    capsys.readouterr()
     assert run("--resume", path, "--epochs", "4", "--lr-decay", "0.1", "--metrics", metrics) == 0
+    assert "learning rate is 0.0075 from epoch 3, x0.1 per epoch after" in capsys.readouterr().out
     m = json.loads(metrics.read_text())
     assert m["changes"] == [dict(epoch=3, step=0, option="lr_decay", old=0.5, new=0.1)]
     assert np.allclose([e["lr"] for e in m["epochs"]], [0.03, 0.015, 0.0075, 0.00075])
