@@ -1,7 +1,7 @@
 """What the benchmark scripts share: timing, the machine description, tables, JSON, plots.
 
 Each script calls ``setup(use)`` first: it applies the BLAS-thread and allocator settings of
-``scratchcnn.threads`` (before any timed NumPy work) and returns them for the report header.
+``scratchcnn.runtime`` (before any timed NumPy work) and returns them for the report header.
 """
 import json
 import os
@@ -15,7 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout even without `pip install -e .`
 
-from scratchcnn.threads import configure  # noqa: E402  (imports NumPy; configure() handles that)
+from scratchcnn.runtime import configure  # noqa: E402  (imports NumPy; configure() handles that)
 
 
 def setup(use="benchmark"):

@@ -3,7 +3,7 @@
 Each measurement runs in its own child process with ``SCRATCHCNN_BLAS_THREADS`` set, because
 the thread count is a process-wide setting. The "core busy" rows start one extra Python process
 spinning in ``while True: pass`` for their duration: what happens to a run on a 2-core
-machine when anything else is working. The defaults in ``scratchcnn/threads.py`` come from
+machine when anything else is working. The defaults in ``scratchcnn/runtime.py`` come from
 this table.
 
     python benchmarks/blas_threads.py [--quick] [--json PATH] [--markdown PATH]

@@ -4,15 +4,18 @@ Layout of the archive (every entry a plain array, so ``np.load(path, allow_pickl
 reads it):
 
 * ``meta``: a JSON string (0-d unicode array) with ``format``, ``version``, ``architecture``
-  (a list of ``{"type", "config"}``), the optimizer's name and hyperparameters, and anything
-  the caller adds (model name, epoch, metrics, random-generator states, ...);
+  (a list of ``{"type", "config"}``), ``extra_state`` (``{"<layer index>": the layer's
+  get_extra_state()}`` for the layers that have some, e.g. Dropout's generator), the
+  optimizer's name and hyperparameters, and anything the caller adds (model name, epoch,
+  metrics, the trainer's state, ...);
 * ``param/<layer index>.<name>``: every parameter;
 * ``optim/<key>``: the optimizer's state (velocities, Adam moments and step);
 * ``digest``: SHA-256 over ``meta`` and every array, checked on load, so a damaged file is
   refused rather than silently trained on.
 
 Files are written atomically (a temporary file in the same folder, then a rename), so an
-interrupted save leaves the previous checkpoint intact.
+interrupted save leaves the previous checkpoint intact. Version 1 files (before layers kept
+their own extra state) stored Dropout's generators as ``dropout_rng_states``; they still load.
 """
 import hashlib
 import json
@@ -28,7 +31,8 @@ from .network import Network
 from .optim import OPTIMIZERS
 
 FORMAT = "scratchcnn-checkpoint"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 # Layer classes a checkpoint may name: vectorized ones by name, loop twins as "loops.<name>".
 LAYER_TYPES = {name: getattr(layer_module, name) for name in layer_module.__all__ if name != "Layer"}
@@ -73,8 +77,8 @@ def _digest(meta_json, arrays):
 def save_checkpoint(path, network, optimizer=None, **meta):
     """Write ``network`` (and ``optimizer``'s state, and JSON-able ``meta``) to ``path`` atomically."""
     meta = dict(meta, format=FORMAT, version=VERSION, architecture=architecture_of(network))
-    meta["dropout_rng_states"] = {str(i): layer.rng.bit_generator.state
-                                  for i, layer in enumerate(network.layers) if hasattr(layer, "rng")}
+    meta["extra_state"] = {str(i): state for i, layer in enumerate(network.layers)
+                           if (state := layer.get_extra_state())}
     arrays = {f"param/{i}.{name}": p for i, layer in enumerate(network.layers)
               for name, p in layer.params.items()}
     if optimizer is not None:
@@ -97,17 +101,35 @@ class Checkpoint:
         self.network, self.meta, self.optimizer_state = network, meta, optimizer_state
 
     def make_optimizer(self):
-        """The saved optimizer with its state restored, or None if none was saved."""
+        """The saved optimizer with its state restored and bound to ``network``, or None if
+        none was saved."""
         saved = self.meta.get("optimizer")
         if saved is None:
             return None
         optimizer = OPTIMIZERS[saved["name"]](**saved["hyperparameters"])
         optimizer.load_state_dict(self.optimizer_state)
-        return optimizer
+        try:
+            return optimizer.bind(self.network)
+        except ValueError as e:
+            raise CheckpointError(f"the optimizer state in this checkpoint does not fit its "
+                                  f"network: {e}") from None
 
 
 def load_checkpoint(path):
     """Read and verify a checkpoint; raises ``CheckpointError`` saying what is wrong."""
+    meta, arrays = _read_verified(path)
+    try:
+        network = build_network(meta["architecture"])
+        _restore_parameters(path, network, arrays)
+        _restore_extra_state(path, network, _extra_state_of(meta))
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{path!r}: checkpoint is incomplete ({e} missing or malformed)") from None
+    optimizer_state = {key[len("optim/"):]: a for key, a in arrays.items() if key.startswith("optim/")}
+    return Checkpoint(network, meta, optimizer_state)
+
+
+def _read_verified(path):
+    """``(meta, arrays)`` of a checkpoint file whose format, version and digest check out."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
     if not zipfile.is_zipfile(path):
@@ -129,24 +151,39 @@ def load_checkpoint(path):
         raise CheckpointError(f"{path!r} is a .npz file but not a scratchcnn checkpoint") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is a .npz file but not a scratchcnn checkpoint")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path!r} has checkpoint version {meta.get('version')}, "
-                              f"this scratchcnn reads version {VERSION}")
+                              f"this scratchcnn reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     if _digest(meta_json, arrays) != stored_digest:
         raise CheckpointError(f"{path!r} is damaged: its contents don't match the digest "
                               "written with them")
-    try:
-        network = build_network(meta["architecture"])
-        for i, layer in enumerate(network.layers):
-            for name, param in layer.params.items():
-                saved = arrays[f"param/{i}.{name}"]
-                if saved.shape != param.shape:
-                    raise CheckpointError(f"{path!r}: parameter {i}.{name} has shape {saved.shape}, "
-                                          f"the architecture needs {param.shape}")
-                param[...] = saved
-        for i, state in meta.get("dropout_rng_states", {}).items():
-            network.layers[int(i)].rng.bit_generator.state = state
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"{path!r}: checkpoint is incomplete ({e} missing or malformed)") from None
-    optimizer_state = {key[len("optim/"):]: a for key, a in arrays.items() if key.startswith("optim/")}
-    return Checkpoint(network, meta, optimizer_state)
+    return meta, arrays
+
+
+def _restore_parameters(path, network, arrays):
+    for i, layer in enumerate(network.layers):
+        for name, param in layer.params.items():
+            saved = arrays[f"param/{i}.{name}"]
+            if saved.shape != param.shape:
+                raise CheckpointError(f"{path!r}: parameter {i}.{name} has shape {saved.shape}, "
+                                      f"the architecture needs {param.shape}")
+            param[...] = saved
+
+
+def _extra_state_of(meta):
+    """``{"<layer index>": extra state}``; version 1 kept only Dropout's generators, apart."""
+    if meta["version"] == 1:
+        return {i: {"rng": state} for i, state in meta.get("dropout_rng_states", {}).items()}
+    return meta["extra_state"]
+
+
+def _restore_extra_state(path, network, extra_state):
+    """Give each layer the ``get_extra_state()`` saved for it (layers with none keep theirs)."""
+    for index, state in extra_state.items():
+        try:
+            if not 0 <= int(index) < len(network.layers):
+                raise ValueError("the architecture has no such layer")
+            network.layers[int(index)].set_extra_state(state)
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"{path!r}: the extra state saved for layer {index} does not "
+                                  f"fit it ({e})") from None

@@ -76,8 +76,3 @@ def handmade_network(filters=None, dtype=np.float32):
 def edge_network(dtype=np.float32):
     """``handmade_network`` with the four 4x4 edge filters: ``(N, 28, 28) -> (N, 12, 12, 4)``."""
     return handmade_network(EDGE_FILTERS, dtype)
-
-
-def sobel_network(dtype=np.float32):
-    """``handmade_network`` with the two Sobel filters: ``(N, 28, 28) -> (N, 13, 13, 2)``."""
-    return handmade_network(SOBEL_FILTERS, dtype)

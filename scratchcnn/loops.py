@@ -3,7 +3,7 @@
 These are the reference ("naive") twins of the vectorized layers in ``scratchcnn.layers``:
 same constructor arguments, same ``params``/``grads`` keys and shapes, same
 ``forward``/``backward`` interface, so either can be plugged into a ``Network`` and their
-outputs compared. They are slow on purpose (about 13 ms per training image for the tutorial
+outputs compared. They are slow on purpose (``MS_PER_TRAINING_IMAGE`` below, for the tutorial
 network) and meant to be read and stepped through in a debugger.
 
 Differences from the original tutorial, each to agree with the vectorized layers: batches
@@ -16,6 +16,13 @@ import numpy as np
 from .layers.base import Layer, as_array, shape_error
 from .layers.conv import Conv3x3 as _VectorizedConv3x3
 from .layers.softmax import Softmax as _VectorizedSoftmax
+
+# One training step of the tutorial network built from these layers (forward, backward and
+# update), per image: batch 32, float32, one core of a 2-core machine. 35-40 ms on a quiet
+# machine, up to ~100 ms while other processes compete for the cores; the vectorized layers
+# take tens of microseconds (benchmarks/conv_loop_vs_vectorized.py). `python -m
+# scratchcnn.train --loop` estimates a run's duration from it.
+MS_PER_TRAINING_IMAGE = 40
 
 
 def iterate_regions(image, size, step):

@@ -12,6 +12,8 @@ import numpy as np
 
 from .losses import check_labels, cross_entropy, softmax_cross_entropy
 
+EVAL_BATCH = 500  # images per forward pass when predicting or evaluating: bounds im2col's memory
+
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the weights are those from before the bad step."""
@@ -109,23 +111,23 @@ class Network:
             for layer, training in zip(self.layers, modes):
                 layer.training = training
 
-    def predict_proba(self, x, batch_size=1000):
+    def predict_proba(self, x, batch_size=EVAL_BATCH):
         """Probabilities ``(N, num_classes)`` in evaluation mode, ``batch_size`` at a time."""
         with self.evaluating():
             return np.concatenate([self.forward(x[i:i + batch_size])
                                    for i in range(0, len(x), batch_size)])
 
-    def predict(self, x, batch_size=1000):
+    def predict(self, x, batch_size=EVAL_BATCH):
         """Predicted classes ``(N,)``."""
         return self.predict_proba(x, batch_size).argmax(axis=1)
 
-    def evaluate(self, x, labels, batch_size=1000):
+    def evaluate(self, x, labels, batch_size=EVAL_BATCH):
         """``(mean cross-entropy, accuracy)`` over ``x`` ``(N, ...)`` and ``labels`` ``(N,)``."""
         probs = self.predict_proba(x, batch_size)
         loss, _ = cross_entropy(probs, labels)
         return loss, float((probs.argmax(axis=1) == labels).mean())
 
-    def accuracy(self, x, labels, batch_size=1000):
+    def accuracy(self, x, labels, batch_size=EVAL_BATCH):
         """Fraction of ``x`` classified as ``labels``."""
         labels = check_labels(labels, len(x), np.iinfo(np.int64).max)
         return float((self.predict(x, batch_size) == labels).mean())

@@ -10,7 +10,8 @@ import sys
 
 import numpy as np
 
-from . import threads
+from . import cli
+from . import runtime
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import normalize
 from .imaging import ImageError, load_image, to_mnist
@@ -42,29 +43,24 @@ def build_parser():
 
 def main(argv=None):
     """Run the command line; returns the exit code (0 done, 1 error, 2 bad option)."""
-    threads.configure("inference")  # BLAS threads and allocator, before any computation
-    parser = build_parser()
+    runtime.configure("inference")  # BLAS threads and allocator, before any computation
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 2
-    try:
-        checkpoint = load_checkpoint(args.model)
+        args = cli.parse_args(build_parser(), argv)
+        network = load_checkpoint(args.model).network
+    except cli.Usage as e:
+        return e.code
     except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    network = checkpoint.network
-    dtype = next((p.dtype for layer in network.layers for p in layer.params.values()), np.float32)
+        return cli.fail(e)
     failed = 0
-    for path, probs, error in predict_images(network, args.images, dtype):
+    for path, probs, error in predict_images(network, args.images, cli.network_dtype(network)):
         if error:
-            print(f"error: {error}", file=sys.stderr)
             failed += 1
+            cli.fail(error)
             continue
         order = np.argsort(probs)[::-1][:args.top]
         top = ", ".join(f"{d}: {probs[d]:.1%}" for d in order)
         print(f"{path}: {order[0]}  ({top})")
-    return 1 if failed else 0
+    return cli.EXIT_ERROR if failed else cli.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@
 
 This module is the command line only: parsing and checking options, loading the data,
 building or resuming the run, and writing checkpoints, metrics and plots. The training loop
-itself is ``scratchcnn.training.Trainer``. Other code may call ``main([...])``; it returns an
-exit code (0 done, 1 error, 2 bad option, 130 interrupted) instead of exiting.
+itself is ``scratchcnn.training.Trainer``, and what it prints while training
+``scratchcnn.report.ConsoleReport``. Other code may call ``main([...])``; it returns an exit
+code (0 done, 1 error, 2 bad option, 130 interrupted; ``scratchcnn.cli``) instead of exiting.
 """
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -18,20 +20,16 @@ import threading
 
 import numpy as np
 
-from . import threads
+from . import cli, loops
+from . import runtime
 from .atomic import atomic_write
 from .checkpoint import CheckpointError, architecture_of, load_checkpoint, save_checkpoint
-from .data import MNIST_FILES, MnistUnavailableError, first_n, load_mnist, normalize, train_val_split
+from .cli import TEST_SET_SIZE, TRAIN_SET_SIZE
+from .data import MnistUnavailableError, first_n, load_mnist, normalize, train_val_split
 from .models import MODEL_NAMES, TRAINING_DEFAULTS, build_model
 from .optim import OPTIMIZERS
-from .training import ConsoleReport, Trainer, TrainingDiverged, TrainingStopped, evaluate, format_epoch
-
-TRAIN_SET_SIZE = MNIST_FILES["train_labels"].shape[0]   # 60,000
-TEST_SET_SIZE = MNIST_FILES["test_labels"].shape[0]     # 10,000
-# Measured for the loop twins of the seed network (batch 32, float32, numpy 2.4, one core of
-# a 2-core machine): forward + backward + update per training image; 35-40 ms on a quiet
-# machine, up to ~100 ms while other processes compete for the cores.
-LOOP_MS_PER_IMAGE = 40
+from .report import ConsoleReport, format_epoch, format_partial_epoch
+from .training import Trainer, TrainingDiverged, TrainingStopped
 
 # Options that define a run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "lr_decay", "shift", "seed", "dtype",
@@ -39,21 +37,6 @@ RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "lr_decay", "shift", "s
 
 
 # ---------------------------------------------------------------------- options
-
-def _number(kind, low=None, high=None, low_open=False, what=""):
-    """An argparse type: ``kind`` (int/float) within bounds, with a message saying which."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if not np.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) \
-                or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{value} is not {what}")
-        return value
-    return parse
-
 
 def build_parser():
     defaults = "; ".join(f"{name}: {d['epochs']} epochs, batch {d['batch_size']}, {d['optimizer']} "
@@ -65,42 +48,9 @@ def build_parser():
         description="Train a from-scratch NumPy network on MNIST, then test it on the test set.",
         epilog=f"Defaults per model ({defaults}). A user should not need to tune them. "
                "Ctrl-C stops cleanly after the current step (and saves with --save).")
-    model = parser.add_argument_group("what to train")
-    model.add_argument("--model", choices=MODEL_NAMES, default=None,
-                       help="seed: the tutorial's Conv3x3(8) -> MaxPool2 -> Softmax (default); "
-                            "classic: conv-relu-conv-relu-pool-conv-relu-pool-dense; "
-                            "mlp: 784-512-512-10 with dropout")
-    model.add_argument("--dtype", choices=("float32", "float64"), default=None,
-                       help="parameter and input precision (default float32, faster)")
-    model.add_argument("--loop", action="store_true", default=None,
-                       help=f"seed model only: use the tutorial's per-image loop layers "
-                            f"(scratchcnn.loops) to compare; slow, about {LOOP_MS_PER_IMAGE} ms "
-                            "per training image (hours for all 60,000)")
-
-    how = parser.add_argument_group("how to train (defaults depend on --model)")
-    how.add_argument("--epochs", metavar="N", type=_number(int, 0, what="an epoch count >= 0"),
-                     help="total epochs (with --resume, including those already done)")
-    how.add_argument("--batch-size", metavar="N", type=_number(int, 1, what="a batch size >= 1"))
-    how.add_argument("--lr", metavar="RATE", type=_number(float, 0, low_open=True, what="a learning rate > 0"),
-                     help="learning rate")
-    how.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
-    how.add_argument("--lr-decay", metavar="FACTOR", type=_number(float, 0, 1, low_open=True, what="a factor in (0, 1]"),
-                     help="multiply the learning rate by this after every epoch")
-    how.add_argument("--shift", metavar="N", type=_number(int, 0, 4, what="a pixel count from 0 to 4"),
-                     help="augment: move training images by up to this many pixels")
-    how.add_argument("--seed", metavar="N", type=_number(int, 0, what="a seed >= 0"),
-                     help="seed for the initial weights, shuffling and dropout (default 0)")
-
-    data = parser.add_argument_group("data")
-    data.add_argument("--train-size", metavar="N", type=_number(int, 1, TRAIN_SET_SIZE, what=f"from 1 to {TRAIN_SET_SIZE:,}"),
-                      help=f"train on the first N training images (default all {TRAIN_SET_SIZE:,})")
-    data.add_argument("--test-size", metavar="N", type=_number(int, 1, TEST_SET_SIZE, what=f"from 1 to {TEST_SET_SIZE:,}"),
-                      help=f"test on the first N test images (default all {TEST_SET_SIZE:,})")
-    data.add_argument("--val-size", metavar="N", type=_number(int, 0, TRAIN_SET_SIZE - 1, what=f"from 0 to {TRAIN_SET_SIZE - 1:,}"),
-                      help="hold out N random training images to validate on after each epoch "
-                           "(default 0: train on all of them and report the test set each epoch)")
-    data.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default $SCRATCHCNN_DATA or the user cache)")
-
+    add_model_options(parser.add_argument_group("what to train"))
+    add_training_options(parser.add_argument_group("how to train (defaults depend on --model)"))
+    add_data_options(parser.add_argument_group("data"))
     files = parser.add_argument_group("files")
     files.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) after every epoch")
     files.add_argument("--resume", metavar="PATH",
@@ -108,25 +58,64 @@ def build_parser():
                             "unless --save says otherwise)")
     files.add_argument("--metrics", metavar="PATH", help="write the per-epoch and test metrics as JSON")
     files.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves as a PNG")
-
     out = parser.add_argument_group("output")
-    out.add_argument("--log-every", metavar="N", type=_number(int, 0, what="a step count >= 0"), default=0,
+    out.add_argument("--log-every", metavar="N", type=cli.number(int, 0, what="a step count >= 0"), default=0,
                      help="print the tutorial's 'Past N steps' line every N steps (default: "
                           "a round number giving at most 5 lines per epoch)")
     out.add_argument("--quiet", action="store_true", help="print only the epoch summaries and the test result")
     return parser
 
 
+def add_model_options(group):
+    group.add_argument("--model", choices=MODEL_NAMES, default=None,
+                       help="seed: the tutorial's Conv3x3(8) -> MaxPool2 -> Softmax (default); "
+                            "classic: conv-relu-conv-relu-pool-conv-relu-pool-dense; "
+                            "mlp: 784-512-512-10 with dropout")
+    group.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                       help="parameter and input precision (default float32, faster)")
+    group.add_argument("--loop", action="store_true", default=None,
+                       help=f"seed model only: use the tutorial's per-image loop layers "
+                            f"(scratchcnn.loops) to compare; slow, about {loops.MS_PER_TRAINING_IMAGE} ms "
+                            "per training image (hours for all 60,000)")
+
+
+def add_training_options(group):
+    group.add_argument("--epochs", metavar="N", type=cli.number(int, 0, what="an epoch count >= 0"),
+                       help="total epochs (with --resume, including those already done)")
+    group.add_argument("--batch-size", metavar="N", type=cli.number(int, 1, what="a batch size >= 1"))
+    group.add_argument("--lr", metavar="RATE", help="learning rate",
+                       type=cli.number(float, 0, low_open=True, what="a learning rate > 0"))
+    group.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
+    group.add_argument("--lr-decay", metavar="FACTOR",
+                       type=cli.number(float, 0, 1, low_open=True, what="a factor in (0, 1]"),
+                       help="multiply the learning rate by this after every epoch")
+    group.add_argument("--shift", metavar="N", type=cli.number(int, 0, 4, what="a pixel count from 0 to 4"),
+                       help="augment: move training images by up to this many pixels")
+    group.add_argument("--seed", metavar="N", type=cli.number(int, 0, what="a seed >= 0"),
+                       help="seed for the initial weights, shuffling and dropout (default 0)")
+
+
+def add_data_options(group):
+    group.add_argument("--train-size", metavar="N", type=cli.image_count(TRAIN_SET_SIZE),
+                       help=f"train on the first N training images (default all {TRAIN_SET_SIZE:,})")
+    group.add_argument("--test-size", metavar="N", type=cli.image_count(TEST_SET_SIZE),
+                       help=f"test on the first N test images (default all {TEST_SET_SIZE:,})")
+    group.add_argument("--val-size", metavar="N", type=cli.image_count(TRAIN_SET_SIZE - 1, low=0),
+                       help="hold out N random training images to validate on after each epoch "
+                            "(default 0: train on all of them and report the test set each epoch)")
+    group.add_argument("--data-dir", metavar="DIR", help=cli.DATA_DIR_HELP)
+
+
 def parse_args(argv=None):
-    """Parsed options; refuses (through argparse, exit code 2) combinations that can't work."""
+    """Parsed options; raises ``cli.Usage`` (argparse has printed why, exit code 2) for a bad
+    option or a combination that can't work."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     if args.loop and args.model not in (None, "seed"):
-        parser.error("--loop: loop layers exist only for the seed model")
+        cli.refuse(parser, "--loop: loop layers exist only for the seed model")
     if args.train_size and args.val_size and args.train_size + args.val_size > TRAIN_SET_SIZE:
-        parser.error(f"--train-size {args.train_size:,} plus --val-size {args.val_size:,} is more "
-                     f"than the {TRAIN_SET_SIZE:,} training images")
-    args.parser = parser
+        cli.refuse(parser, f"--train-size {args.train_size:,} plus --val-size {args.val_size:,} is more "
+                           f"than the {TRAIN_SET_SIZE:,} training images")
     return args
 
 
@@ -142,12 +131,26 @@ def run_settings(args):
 
 # ---------------------------------------------------------------------- the run
 
+@contextlib.contextmanager
+def reading_training_state(path):
+    """Inside: a missing or malformed entry of the checkpoint at ``path`` becomes one clear
+    CheckpointError (a CheckpointError raised inside passes through as it is)."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path!r}: the training state in it is incomplete "
+                              f"or malformed ({e!r})") from None
+
+
 class Run:
     """One training run: its settings, data, network, optimizer and trainer."""
 
     def __init__(self, args):
         self.args = args
         self.checkpoint_path = args.save or args.resume
+        self.start_epoch = 0  # completed epochs when this process took over the run
 
     def prepare(self):
         """Build a fresh run or restore one from ``--resume``; raises CheckpointError, or
@@ -155,40 +158,21 @@ class Run:
         args = self.args
         for option, path in (("--save", args.save), ("--metrics", args.metrics), ("--plot", args.plot)):
             check_writable(option, path)
-        if args.resume:
-            checkpoint = load_checkpoint(args.resume)
-            try:
+        checkpoint = load_checkpoint(args.resume) if args.resume else None
+        if checkpoint is not None:
+            with reading_training_state(args.resume):
                 self.settings = self._settings_from(checkpoint)
                 network, optimizer = checkpoint.network, checkpoint.make_optimizer()
-            except (KeyError, TypeError, ValueError) as e:
-                if isinstance(e, CheckpointError):
-                    raise
-                raise CheckpointError(f"{args.resume!r}: the training state in it is incomplete "
-                                      f"or malformed ({e!r})") from None
         else:
-            self.settings = s = run_settings(args)
-            network = build_model(s["model"], np.dtype(s["dtype"]), s["seed"], loop=s["loop"])
-            optimizer = OPTIMIZERS[s["optimizer"]](s["lr"])
-        s = self.settings
-        s["test_size"] = args.test_size or s.get("test_size")
-        if args.resume and args.epochs is None:
-            s["epochs"] = checkpoint.meta.get("epochs", s["epochs"])
-        elif args.epochs is not None:
-            s["epochs"] = args.epochs
+            self.settings = run_settings(args)
+            network, optimizer = self._build()
+        self._settle_epochs_and_test_size(checkpoint)
         self.load_data()
-        self.validate_on_test = not s["val_size"]
-        self.report = ConsoleReport(quiet=args.quiet, val_name="test" if self.validate_on_test else "val")
-        optimizer.lr = s["lr"]  # the trainer sets each epoch's decayed rate from this one
-        self.trainer = Trainer(network, optimizer, self.train_x, self.train_y,
-                               batch_size=s["batch_size"], seed=s["seed"], lr_decay=s["lr_decay"],
-                               shift=s["shift"], val=self.val, report=self.report,
-                               log_every=args.log_every)
-        if args.resume:
-            try:
+        self.trainer = self._make_trainer(network, optimizer)
+        if checkpoint is not None:
+            with reading_training_state(args.resume):
                 self.trainer.load_state_dict(checkpoint.meta["trainer"])
-            except (KeyError, TypeError, ValueError) as e:
-                raise CheckpointError(f"{args.resume!r}: the training state in it is incomplete "
-                                      f"or malformed ({e!r})") from None
+        self.start_epoch = self.trainer.epoch
 
     def _settings_from(self, checkpoint):
         """The checkpoint's run settings, after checking it is a training run of ours and that
@@ -214,12 +198,28 @@ class Run:
                                   f"{path!r}: {', '.join(clashes)}")
         return settings
 
+    def _build(self):
+        """A fresh network and optimizer from the settings."""
+        s = self.settings
+        network = build_model(s["model"], np.dtype(s["dtype"]), s["seed"], loop=s["loop"])
+        return network, OPTIMIZERS[s["optimizer"]](s["lr"])
+
+    def _settle_epochs_and_test_size(self, checkpoint):
+        """``--epochs`` and ``--test-size`` may change on resuming; else the checkpoint's hold."""
+        s, args = self.settings, self.args
+        s["test_size"] = args.test_size or s.get("test_size")
+        if args.epochs is not None:
+            s["epochs"] = args.epochs
+        elif checkpoint is not None:
+            s["epochs"] = checkpoint.meta.get("epochs", s["epochs"])
+
     def load_data(self):
+        """The training, validation and test images, as the settings ask, normalised."""
         s = self.settings
         dtype = np.dtype(s["dtype"])
+        self.validate_on_test = not s["val_size"]
         train_x, train_y, test_x, test_y = load_mnist(self.args.data_dir)
         train_y, test_y = train_y.astype(np.int64), test_y.astype(np.int64)
-        self.val = None
         if s["val_size"]:
             train_x, train_y, val_x, val_y = train_val_split(train_x, train_y, s["val_size"], s["seed"])
             self.val = (normalize(val_x, dtype), val_y)
@@ -229,8 +229,18 @@ class Run:
             test_x, test_y = first_n(test_x, test_y, min(s["test_size"], len(test_y)))
         self.train_x, self.train_y = normalize(train_x, dtype), train_y
         self.test_x, self.test_y = normalize(test_x, dtype), test_y
-        if self.val is None:
+        if self.validate_on_test:
             self.val = (self.test_x, self.test_y)  # reported per epoch as "test"
+
+    def _make_trainer(self, network, optimizer):
+        """The trainer of ``network``, reporting to the console."""
+        s = self.settings
+        self.report = ConsoleReport(quiet=self.args.quiet, val_name="test" if self.validate_on_test else "val")
+        optimizer.lr = s["lr"]  # the trainer sets each epoch's decayed rate from this one
+        return Trainer(network, optimizer, self.train_x, self.train_y,
+                       batch_size=s["batch_size"], seed=s["seed"], lr_decay=s["lr_decay"],
+                       shift=s["shift"], val=self.val, report=self.report,
+                       log_every=self.args.log_every)
 
     def describe(self):
         s, t = self.settings, self.trainer
@@ -270,12 +280,18 @@ class Run:
         """Train epoch by epoch, saving after each; returns when done."""
         self.trainer.fit(self.settings["epochs"], on_epoch_end=lambda trainer: self.save("training"))
 
+    @property
+    def trained_this_run(self):
+        """Whether this process trained an epoch, so the last history entry is of these weights
+        on this run's test set (a resumed run with no epoch left has only older ones)."""
+        return self.trainer.epoch > self.start_epoch
+
     def test(self):
         """``(loss, accuracy)`` on the test set (reusing the last epoch's if it was the test set)."""
         last = self.trainer.history[-1] if self.trainer.history else None
         if self.validate_on_test and last and self.trained_this_run and last["val_loss"] is not None:
             return last["val_loss"], last["val_accuracy"]
-        return evaluate(self.trainer.network, self.test_x, self.test_y)
+        return self.trainer.network.evaluate(self.test_x, self.test_y)
 
     def write_outputs(self, status, test=None):
         metrics = self.metrics(status, test)
@@ -331,74 +347,68 @@ class StopOnCtrlC:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def main(argv=None):
-    """Run the command line; returns the exit code."""
-    threads.configure("train")  # BLAS threads and allocator, before any computation
-    try:
-        args = parse_args(argv)
-    except SystemExit as e:  # --help, or a refused option (argparse printed why)
-        return e.code if isinstance(e.code, int) else 2
-    out = sys.stdout
-    run = Run(args)
-    try:
-        run.prepare()
-    except (CheckpointError, MnistUnavailableError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\nInterrupted before training started.", file=sys.stderr)
-        return 130
-    s, trainer = run.settings, run.trainer
+# ---------------------------------------------------------------------- what main prints
+
+def announce(run, out):
+    """Before training: the run's description and the warnings that apply."""
     # Now that the model is known: the seed network trains fastest on one BLAS thread, the
-    # larger ones on two (scratchcnn/threads.py has the measurements).
-    blas = threads.configure("train" if s["model"] == "seed" else "train-large")["blas_threads"]
+    # larger ones on two (scratchcnn/runtime.py has the measurements).
+    blas = runtime.configure("train" if run.settings["model"] == "seed" else "train-large")["blas_threads"]
     print(run.describe(), file=out, flush=True)
-    warning = threads.contention_warning(blas)
-    if warning:
-        print(warning, file=out, flush=True)
-    if s["loop"]:
-        remaining = (s["epochs"] - trainer.epoch) * len(run.train_y)
-        minutes = remaining * LOOP_MS_PER_IMAGE / 60000
-        print(f"warning: --loop trains about {1000 / LOOP_MS_PER_IMAGE:.0f} images per second "
-              f"(~{LOOP_MS_PER_IMAGE} ms each, measured on a 2-core machine), so this run needs about "
-              + (f"{minutes / 60:.1f} hours" if minutes > 90 else
-                 f"{minutes:.0f} minutes" if minutes >= 2 else f"{minutes * 60:.0f} seconds")
-              + "; the vectorized layers need seconds.", file=out, flush=True)
+    for warning in (runtime.contention_warning(blas), loop_warning(run)):
+        if warning:
+            print(warning, file=out, flush=True)
 
-    run.trained_this_run = trainer.epoch < s["epochs"]
-    status = "completed"
-    try:
-        with StopOnCtrlC(trainer, out):
-            run.fit()
-    except TrainingDiverged as e:
-        run.report.close()
-        where = f"; the last good checkpoint {run.checkpoint_path!r} was left as it was" \
-            if run.checkpoint_path else ""
-        print(f"error: training stopped: {e} (--lr){where}", file=sys.stderr)
-        run.write_outputs("diverged")
-        return 1
-    except KeyboardInterrupt as e:
-        run.report.close()
-        status = "interrupted"
-        print(f"\nInterrupted after {trainer.train_seconds:.1f} s of training.", file=out)
-        for stats in trainer.history:
-            print("  " + format_epoch(stats, s["epochs"], run.report.val_name), file=out)
-        partial = trainer.partial_epoch()
-        if partial:
-            print(f"  Epoch {partial['epoch']} stopped at step {partial['step']}/{partial['steps']}: "
-                  f"train loss {partial['train_loss']:.4f} acc {partial['train_accuracy']:.2%}", file=out)
-        if run.checkpoint_path and isinstance(e, TrainingStopped):
-            run.save(status)
-            print(f"Saved {run.checkpoint_path}; continue with --resume {run.checkpoint_path}", file=out)
-        elif run.checkpoint_path:
-            print(f"Not saved (stopped in the middle of a step); {run.checkpoint_path!r} holds the "
-                  "last completed epoch.", file=out)
-        run.write_outputs(status)
-        return 130
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
 
+def loop_warning(run):
+    """How long ``--loop`` will take, or None without it."""
+    if not run.settings["loop"]:
+        return None
+    ms_per_image = loops.MS_PER_TRAINING_IMAGE
+    remaining = (run.settings["epochs"] - run.trainer.epoch) * len(run.train_y)
+    minutes = remaining * ms_per_image / 60000
+    duration = (f"{minutes / 60:.1f} hours" if minutes > 90 else
+                f"{minutes:.0f} minutes" if minutes >= 2 else f"{minutes * 60:.0f} seconds")
+    return (f"warning: --loop trains about {1000 / ms_per_image:.0f} images per second "
+            f"(~{ms_per_image} ms each, measured on a 2-core machine), so this run needs about "
+            f"{duration}; the vectorized layers need seconds.")
+
+
+def report_divergence(run, error):
+    """Training stopped on a NaN or infinite loss: say so, write what there is; returns 1."""
+    run.report.close()
+    where = f"; the last good checkpoint {run.checkpoint_path!r} was left as it was" \
+        if run.checkpoint_path else ""
+    code = cli.fail(f"training stopped: {error} (--lr){where}")
+    run.write_outputs("diverged")
+    return code
+
+
+def report_interruption(run, interruption, out):
+    """Ctrl-C: what was trained, and a checkpoint to resume from if the stop came between two
+    steps (``TrainingStopped``); returns 130."""
+    run.report.close()
+    trainer, status = run.trainer, "interrupted"
+    print(f"\nInterrupted after {trainer.train_seconds:.1f} s of training.", file=out)
+    for stats in trainer.history:
+        print("  " + format_epoch(stats, run.settings["epochs"], run.report.val_name), file=out)
+    partial = trainer.partial_epoch()
+    if partial:
+        print("  " + format_partial_epoch(partial), file=out)
+    if run.checkpoint_path and isinstance(interruption, TrainingStopped):
+        run.save(status)
+        print(f"Saved {run.checkpoint_path}; continue with --resume {run.checkpoint_path}", file=out)
+    elif run.checkpoint_path:
+        print(f"Not saved (stopped in the middle of a step); {run.checkpoint_path!r} holds the "
+              "last completed epoch.", file=out)
+    run.write_outputs(status)
+    return cli.EXIT_INTERRUPTED
+
+
+def report_result(run, out):
+    """After training: the test result and the speed, then the checkpoint and outputs; returns
+    the exit code."""
+    trainer, status = run.trainer, "completed"
     test = run.test()
     print(f"Test Loss: {test[0]:.4f} | Test Accuracy: {test[1]:.2%}", file=out)
     if trainer.history:
@@ -406,13 +416,38 @@ def main(argv=None):
         print(f"Trained {plural(len(trainer.history), 'epoch')} in {trainer.train_seconds:.1f} s "
               f"({images / max(trainer.train_seconds, 1e-9):,.0f} images/s)", file=out, flush=True)
     try:
-        if run.checkpoint_path:
-            run.save(status)
+        run.save(status)
         run.write_outputs(status, test)
     except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        return cli.fail(e)
+    return cli.EXIT_OK
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code."""
+    runtime.configure("train")  # BLAS threads and allocator, before any computation
+    try:
+        run = Run(parse_args(argv))
+        run.prepare()
+    except cli.Usage as e:  # --help, or a refused option (argparse printed why)
+        return e.code
+    except (CheckpointError, MnistUnavailableError, ValueError) as e:
+        return cli.fail(e)
+    except KeyboardInterrupt:
+        print("\nInterrupted before training started.", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
+    out = sys.stdout
+    announce(run, out)
+    try:
+        with StopOnCtrlC(run.trainer, out):
+            run.fit()
+    except TrainingDiverged as e:
+        return report_divergence(run, e)
+    except KeyboardInterrupt as e:
+        return report_interruption(run, e, out)
+    except OSError as e:
+        return cli.fail(e)
+    return report_result(run, out)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The training loop behind ``python -m scratchcnn.train``, usable on its own::
 
     trainer = Trainer(network, Adam(1e-3), train_x, train_y, batch_size=64, seed=0,
-                      val=(val_x, val_y), report=ConsoleReport())
+                      val=(val_x, val_y), report=ConsoleReport())   # scratchcnn.report
     history = trainer.fit(epochs=3)        # one dict per epoch, see ``Trainer.fit``
 
 A ``Trainer`` walks the training set in shuffled minibatches, one epoch at a time, and keeps
@@ -12,19 +12,17 @@ history. Together with the network's weights, its dropout generators and the opt
 state (all in a checkpoint) this makes a resumed run end with the same weights and metrics as
 an uninterrupted one.
 
-What is printed is the job of a report object (``ConsoleReport``); the trainer only computes.
+What is printed is the job of a report object (``scratchcnn.report``); the trainer only computes.
 """
 import copy
 import math
-import sys
 import time
 
 import numpy as np
-from tqdm import tqdm
 
+from .data.preprocess import random_shifts
 from .network import TrainingDiverged
-
-EVAL_BATCH = 500  # images per forward pass when evaluating: bounds the im2col memory
+from .report import SilentReport
 
 
 class TrainingStopped(KeyboardInterrupt):
@@ -40,21 +38,6 @@ def nice_log_every(steps_per_epoch, max_lines=5):
             if steps_per_epoch / every <= max_lines:
                 return every
     return steps_per_epoch
-
-
-def random_shifts(x, max_shift, rng):
-    """Shift each image of ``x`` ``(N, H, W)`` by up to ``max_shift`` pixels in each direction.
-
-    Edges are repeated into the gap, which on MNIST is background. Returns a new ``(N, H, W)``.
-    """
-    n, h, w = x.shape
-    m = max_shift
-    padded = np.pad(x, ((0, 0), (m, m), (m, m)), mode="edge")
-    dy = rng.integers(0, 2 * m + 1, n)
-    dx = rng.integers(0, 2 * m + 1, n)
-    rows = dy[:, None] + np.arange(h)                      # (N, H)
-    cols = dx[:, None] + np.arange(w)                      # (N, W)
-    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 class Trainer:
@@ -170,7 +153,7 @@ class Trainer:
                      seconds=r["seconds"], images_per_second=r["seen"] / max(r["seconds"], 1e-9),
                      lr=self.optimizer.lr)
         if self.val is not None:
-            stats["val_loss"], stats["val_accuracy"] = evaluate(self.network, *self.val)
+            stats["val_loss"], stats["val_accuracy"] = self.network.evaluate(*self.val)
         return stats
 
     def partial_epoch(self):
@@ -203,87 +186,3 @@ class Trainer:
         self.running = dict(state["running"])
         self.history = list(state["history"])
         self.step_log = list(state.get("step_log", []))
-
-
-def evaluate(network, images, labels, batch_size=EVAL_BATCH):
-    """``(mean loss, accuracy)`` of ``network`` on ``images`` ``(N, ...)``, ``labels`` ``(N,)``."""
-    loss, accuracy = network.evaluate(images, labels, batch_size=batch_size)
-    return float(loss), float(accuracy)
-
-
-# ---------------------------------------------------------------------- reports
-
-class SilentReport:
-    """The report interface; prints nothing."""
-
-    def epoch_start(self, epoch, epochs, steps, start_step):
-        pass
-
-    def step(self, step, loss, running):
-        pass
-
-    def log(self, point):
-        pass
-
-    def epoch_end(self, stats, epochs):
-        pass
-
-    def close(self):
-        pass
-
-
-def format_epoch(stats, epochs, val_name="val"):
-    """``Epoch 1/3: train loss 0.2961 acc 91.43% | val loss ... | 8.2 s, 7,320 images/s``."""
-    text = (f"Epoch {stats['epoch']}/{epochs}: train loss {stats['train_loss']:.4f} "
-            f"acc {stats['train_accuracy']:.2%}")
-    if stats.get("val_loss") is not None:
-        text += f" | {val_name} loss {stats['val_loss']:.4f} acc {stats['val_accuracy']:.2%}"
-    return text + f" | {stats['seconds']:.1f} s, {stats['images_per_second']:,.0f} images/s"
-
-
-class ConsoleReport(SilentReport):
-    """What ``python -m scratchcnn.train`` prints.
-
-    A tqdm bar per epoch with the running loss and accuracy (only when ``stream`` is a
-    terminal), the tutorial's ``[Step 100] Past 100 steps: ...`` line every ``log_every``
-    steps and a summary per epoch. ``quiet`` keeps only the summaries.
-    """
-
-    def __init__(self, quiet=False, stream=None, bars=None, val_name="val"):
-        self.stream = stream or sys.stdout
-        self.quiet = quiet
-        is_tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.bars = (is_tty and not quiet) if bars is None else bars
-        self.val_name = val_name
-        self.bar = None
-
-    def print(self, text):
-        if self.bar is not None:
-            self.bar.write(text, file=self.stream)  # above the bar, not through it
-        else:
-            print(text, file=self.stream, flush=True)
-
-    def epoch_start(self, epoch, epochs, steps, start_step):
-        if self.bars:
-            self.bar = tqdm(total=steps, initial=start_step, desc=f"Epoch {epoch}/{epochs}",
-                            unit="batch", file=self.stream, leave=False, dynamic_ncols=True)
-
-    def step(self, step, loss, running):
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"loss {running['loss_sum'] / running['seen']:.4f} "
-                                     f"acc {running['correct'] / running['seen']:.2%}", refresh=False)
-            self.bar.update(1)
-
-    def log(self, point):
-        if not self.quiet:
-            self.print(f"[Step {point['step']}] Past {point['steps']} steps: Average Loss "
-                       f"{point['loss']:.3f} | Accuracy: {point['accuracy']:.0%}")
-
-    def epoch_end(self, stats, epochs):
-        self.close()
-        self.print(format_epoch(stats, epochs, self.val_name))
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None

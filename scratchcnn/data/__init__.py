@@ -9,17 +9,17 @@ Modules:
     sources     where missing files come from: the PyPI wheel, then an HTTP mirror
     idx         the expected files and their digests, IDX bytes, atomic writes
     safe_pickle an unpickler that rebuilds NumPy arrays and refuses anything else
-    preprocess  normalize, first_n, shuffle, train_val_split
+    preprocess  normalize, first_n, shuffle, train_val_split, random_shifts
 """
 
 from .cache import DATA_ENV, MnistCache, MnistUnavailableError, default_data_dir, load_mnist, resolve_data_dir
 from .idx import MNIST_FILES, CorruptFileError, IdxFile
-from .preprocess import first_n, normalize, shuffle, train_val_split
+from .preprocess import first_n, normalize, random_shifts, shuffle, train_val_split
 from .safe_pickle import UnsafePickleError
 from .sources import MIRROR_ENV, IndexUnreachableError, MirrorSource, PypiWheelSource, SourceError
 
 __all__ = [
-    "load_mnist", "normalize", "first_n", "shuffle", "train_val_split",
+    "load_mnist", "normalize", "first_n", "shuffle", "train_val_split", "random_shifts",
     "MnistCache", "MNIST_FILES", "IdxFile", "default_data_dir", "resolve_data_dir",
     "PypiWheelSource", "MirrorSource", "DATA_ENV", "MIRROR_ENV",
     "MnistUnavailableError", "CorruptFileError", "SourceError", "IndexUnreachableError", "UnsafePickleError",

@@ -1,7 +1,7 @@
 """Turning the raw uint8 arrays into what a network trains on.
 
-Every helper returns new arrays and leaves its inputs alone; the random ones take a seed
-so a run can be repeated exactly.
+Every helper returns new arrays and leaves its inputs alone; the random ones take a seed (or
+a seeded generator) so a run can be repeated exactly.
 """
 
 from __future__ import annotations
@@ -57,6 +57,23 @@ def train_val_split(images: np.ndarray, labels: np.ndarray, val_size: int | floa
     is_val = np.zeros(n, dtype=bool)
     is_val[np.random.default_rng(seed).choice(n, size=count, replace=False)] = True
     return images[~is_val], labels[~is_val], images[is_val], labels[is_val]
+
+
+def random_shifts(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Augmentation: move each image by up to ``max_shift`` pixels in each direction.
+
+    images: (N, H, W) -> a new (N, H, W). Edges are repeated into the gap, which on MNIST is
+    background. ``rng`` draws the shifts (the trainer seeds one per step, so a resumed run
+    draws the same shifts again).
+    """
+    n, h, w = images.shape
+    m = max_shift
+    padded = np.pad(images, ((0, 0), (m, m), (m, m)), mode="edge")   # (N, H + 2m, W + 2m)
+    dy = rng.integers(0, 2 * m + 1, n)                     # each image's top row in padded
+    dx = rng.integers(0, 2 * m + 1, n)                     # and its left column
+    rows = dy[:, None] + np.arange(h)                      # (N, H)
+    cols = dx[:, None] + np.arange(w)                      # (N, W)
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 def _check_pair(images: np.ndarray, labels: np.ndarray) -> None:

@@ -21,6 +21,16 @@ class Dropout(Layer):
     def config(self):
         return dict(rate=self.rate)
 
+    def get_extra_state(self):
+        """The generator's position, so a resumed run draws the masks it would have drawn."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def set_extra_state(self, state):
+        if set(state) != {"rng"}:
+            raise ValueError(f"Dropout: extra state must have exactly the key 'rng' "
+                             f"(from get_extra_state), got keys {sorted(state)}")
+        self.rng.bit_generator.state = state["rng"]
+
     def forward(self, x):
         x = as_array(self, x, range(1, 8), "(N, ...)")
         if not self.training or self.rate == 0:

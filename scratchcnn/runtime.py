@@ -1,13 +1,15 @@
-"""Process-wide runtime settings for speed: BLAS threads and the memory allocator.
+"""Process-wide runtime settings for speed: BLAS threads, the memory allocator, and a note
+when other processes keep the cores busy.
 
 Call ``configure(use)`` at the top of an entry point, before the first NumPy computation::
 
-    from scratchcnn.threads import configure
+    from scratchcnn.runtime import configure
     configure("train")   # first lines of scratchcnn/train.py's main(), benchmarks, ...
 
-If NumPy isn't loaded yet, this sets the ``*_NUM_THREADS`` variables that OpenBLAS reads when
-it loads. If it is (``import scratchcnn`` imports NumPy), it also calls the loaded OpenBLAS's
-``openblas_set_num_threads`` through ctypes, which takes effect at once.
+If NumPy isn't loaded yet, this sets the ``*_NUM_THREADS`` variables that the BLAS library
+reads when it loads. If it is (``import scratchcnn`` imports NumPy), it also tells the loaded
+BLAS through ``threadpoolctl`` (OpenBLAS, MKL or BLIS, on Linux, macOS and Windows), which
+takes effect at once.
 
 BLAS threads. Measured on the 2-core development machine (benchmarks/blas_threads.py, table in
 benchmarks/README.md): the seed network's small 9-wide products train no faster on two threads
@@ -34,6 +36,8 @@ import ctypes.util
 import os
 import sys
 import time
+
+import threadpoolctl
 
 # Default BLAS threads per use (at most the machine's cores), from benchmarks/blas_threads.py.
 DEFAULT_THREADS = {"train": 1, "train-large": 2, "inference": 2, "benchmark": 1}
@@ -97,7 +101,7 @@ def blas_threads(use="train"):
 def set_blas_threads(threads):
     """Set the BLAS thread variables that the user hasn't set. Returns the count in force.
 
-    If NumPy is already loaded, its OpenBLAS is told directly.
+    If NumPy is already loaded, its BLAS library is told directly (``threadpoolctl``).
     """
     explicit = os.environ.get("SCRATCHCNN_BLAS_THREADS") is not None  # an explicit request wins
     for name in BLAS_VARIABLES:
@@ -105,32 +109,8 @@ def set_blas_threads(threads):
             os.environ[name] = str(threads)
     threads = int(os.environ["OPENBLAS_NUM_THREADS"])
     if "numpy" in sys.modules:
-        set_loaded_blas_threads(threads)
+        threadpoolctl.threadpool_limits(limits=threads, user_api="blas")  # stays in force
     return threads
-
-
-def set_loaded_blas_threads(threads):
-    """Call ``openblas_set_num_threads`` in every OpenBLAS this process has loaded (a running
-    NumPy's thread count can change this way). True if one was found."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and ".so" in line}
-    except OSError:
-        return False
-    done = False
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in ("openblas_set_num_threads", "openblas_set_num_threads64_",
-                       "scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads"):
-            setter = getattr(lib, symbol, None)
-            if setter is not None:
-                setter(ctypes.c_int(threads))
-                done = True
-                break
-    return done
 
 
 def tune_malloc():
