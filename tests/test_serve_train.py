@@ -487,3 +487,17 @@ def test_ctrl_c_stops_a_running_job_at_a_step_and_exits_cleanly(tmp_path):
     assert len(saved) == 1 and not [f for f in os.listdir(tmp_path) if f.startswith(".")]
     meta = load_checkpoint(str(tmp_path / saved[0])).meta
     assert meta["metrics"]["status"] == "stopped" and meta["trainer"]["step"] > 0
+
+
+def test_requests_go_first_the_job_waits_between_steps_while_one_is_answered(monkeypatch):
+    from scratchcnn.serve.jobs import RequestsFirst
+    monkeypatch.setattr(RequestsFirst, "MAX_WAIT_SECONDS", 30)
+    gate = RequestsFirst()
+    gate.wait()                                  # nothing in flight: no wait at all
+    passed = threading.Event()
+    waiter = threading.Thread(target=lambda: (gate.wait(), passed.set()))
+    with gate.serving(), gate.serving():         # two requests in flight
+        waiter.start()
+        assert not passed.wait(0.3), "the job went on while requests were being answered"
+    assert passed.wait(10), "the job should continue once no request is in flight"
+    waiter.join()

@@ -22,6 +22,7 @@ into events for ``events.EventHub``:
 A snapshot is a ``copy.deepcopy`` of the network taken between two steps, never a half-updated
 one; requests that ask for ``"network": "training"`` run it (``latest_runner``).
 """
+import contextlib
 import copy
 import threading
 import time
@@ -29,6 +30,7 @@ import traceback
 
 import numpy as np
 
+from .. import runtime
 from ..data import first_n, normalize
 from ..models import build_model
 from ..network import TrainingDiverged
@@ -38,6 +40,41 @@ from .runner import ModelRunner
 
 PROGRESS_SECONDS = 0.25   # at most four progress events a second
 SNAPSHOT_SECONDS = 2.0    # a snapshot this often between the end-of-epoch ones
+
+
+class RequestsFirst:
+    """Requests go first: while any request is being answered (``serving``), the training job
+    waits at its next step boundary (``wait``, at most ``MAX_WAIT_SECONDS`` per step, so a flood
+    of requests slows training but can't stop it).
+
+    Why: Python runs one thread at a time. Left to itself, a request thread waits up to 5 ms for
+    its turn each time it gives the interpreter up (reading the socket, NumPy calls), and a
+    prediction gives it up many times. On the shared 2-core development machine, four
+    alternating rounds of benchmarks/predict_while_training.py measured /api/predict 1.9-3.8x
+    slower than idle while a seed job trained without this, 1.5-2.3x with it.
+    """
+
+    MAX_WAIT_SECONDS = 0.25
+
+    def __init__(self):
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    @contextlib.contextmanager
+    def serving(self):
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._idle.notify_all()
+
+    def wait(self):
+        with self._idle:
+            self._idle.wait_for(lambda: not self._in_flight, self.MAX_WAIT_SECONDS)
 
 
 class JobReport:
@@ -55,6 +92,7 @@ class JobReport:
         self.window = dict(loss_sum=0.0, correct=0, seen=0, at=time.monotonic())
 
     def step(self, step, loss, running):
+        self.job.between_steps()
         now = time.monotonic()
         if now - self.last_progress >= PROGRESS_SECONDS or step == self.job.steps_per_epoch:
             self.last_progress = now
@@ -93,8 +131,9 @@ class TrainingJob:
     ``finish(job)``: called in the job's thread once it has ended, before ``done`` is sent
     (it may set ``served``, ``checkpoint``, ``message``)."""
 
-    def __init__(self, job_id, settings, data, publish, finish):
+    def __init__(self, job_id, settings, data, publish, finish, between_steps=lambda: None):
         self.id, self.settings, self.publish, self.finish = job_id, settings, publish, finish
+        self.between_steps = between_steps
         self.status = "running"
         self.history = []            # the epoch events
         self.progress = None         # the latest progress event
@@ -145,6 +184,11 @@ class TrainingJob:
     # ------------------------------------------------------------------ in the job's thread
 
     def _run(self):
+        # BLAS threads as `python -m scratchcnn.train` uses them for this model (one for the seed
+        # network: two threads spinning beside the request threads made it ~20x slower in
+        # benchmarks/predict_while_training.py); the count is process-wide, so the server's
+        # inference setting comes back when the job ends.
+        runtime.configure("train" if self.settings["model"] == "seed" else "train-large")
         try:
             self.snapshot(1, 0)
             self.trainer.fit(self.settings["epochs"])
@@ -175,6 +219,7 @@ class TrainingJob:
                        "seconds": round(time.monotonic() - self.started, 3), "served": self.served,
                        "checkpoint": self.checkpoint, "message": self.message}
         self.status = status
+        runtime.configure("inference")
         self.publish("done", self.result)
 
     def progress_event(self, epoch, step, running, window, now):

@@ -47,17 +47,19 @@ def get_model(request):
 
 def post_predict(request):
     """``POST /api/predict``: a drawing (``parsing.parse_drawing``) -> ``ModelRunner.run``, on the
-    served network or, with ``"network": "training"``, the training job's latest snapshot."""
-    drawing = parse_json_object(request.read_body())
-    gray = drawing_from(drawing)
-    runner = runner_for(request.server, drawing.get("network"))
-    try:
-        result = runner.run(gray)
-    except Exception:  # a bug of ours: say so, keep serving
-        traceback.print_exc()
-        raise RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, "the model failed on this drawing; "
-                           "see the server's output") from None
-    request.send_json(result)
+    served network or, with ``"network": "training"``, the training job's latest snapshot. A
+    training job waits between two steps meanwhile (``jobs.RequestsFirst``)."""
+    with request.server.desk.requests_first.serving():
+        drawing = parse_json_object(request.read_body())
+        gray = drawing_from(drawing)
+        runner = runner_for(request.server, drawing.get("network"))
+        try:
+            result = runner.run(gray)
+        except Exception:  # a bug of ours: say so, keep serving
+            traceback.print_exc()
+            raise RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, "the model failed on this drawing; "
+                               "see the server's output") from None
+        request.send_json(result)
 
 
 ROUTES = {

@@ -36,10 +36,13 @@ def post_train_stop(request):
 
 def get_train(request):
     """``GET /api/train``: ``{"job": id or null, "status", "settings", "steps_per_epoch",
-    "history", "progress", "result", "models": {name: defaults}, "limits": {field: [lo, hi]}}``;
-    ``status`` is ``"idle"`` before the first job."""
-    job = request.server.desk.job
+    "history", "progress", "result", "network", "models": {name: defaults}, "limits": {field:
+    [lo, hi]}}``; ``status`` is ``"idle"`` before the first job; ``network`` describes the
+    latest snapshot as ``GET /api/model`` describes the served network (null before one)."""
+    desk = request.server.desk
+    job, runner = desk.job, desk.training_runner()
     answer = job.describe() if job is not None else {"job": None, "status": "idle"}
+    answer["network"] = runner.info if runner is not None else None
     answer["models"] = {name: {key: TRAINING_DEFAULTS[name][key] for key in ("epochs", "batch_size", "lr")}
                         for name in MODEL_NAMES}
     answer["limits"] = {key: list(bounds) for key, bounds in LIMITS.items()}

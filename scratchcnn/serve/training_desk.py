@@ -19,7 +19,7 @@ from ..cli import TEST_SET_SIZE, TRAIN_SET_SIZE
 from ..data import load_mnist
 from ..models import MODEL_NAMES, TRAINING_DEFAULTS
 from .events import HEARTBEAT_SECONDS, EventHub
-from .jobs import TrainingJob
+from .jobs import RequestsFirst, TrainingJob
 from .parsing import RequestError, bad_request
 from .runner import ModelRunner
 
@@ -67,6 +67,7 @@ class TrainingDesk:
         self.serve, self.save_dir, self.data_dir, self.test_size = serve, save_dir, data_dir, test_size
         self.hub = EventHub()
         self.heartbeat_seconds = HEARTBEAT_SECONDS
+        self.requests_first = RequestsFirst()   # requests that run a network: `with desk.requests_first.serving():`
         self.job = None              # the current or last job
         self._lock = threading.Lock()
         self._data = None
@@ -86,7 +87,8 @@ class TrainingDesk:
                                    "stop it with POST /api/train/stop")
             settings = dict(settings, test_size=self.test_size)
             job_id = self.job.id + 1 if self.job else 1
-            self.job = TrainingJob(job_id, settings, self.data(), self.hub.publish, self._finish)
+            self.job = TrainingJob(job_id, settings, self.data(), self.hub.publish, self._finish,
+                                   self.requests_first.wait)
             self.job.start()
             return self.job
 
