@@ -13,6 +13,7 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
     ("scaling.py", []),
     ("train_throughput.py", ["--no-torch"]),  # PyTorch stays optional, and importing it is slow
     ("blas_threads.py", []),
+    ("predict_while_training.py", []),
 ])
 def test_benchmark_runs_quick(script, extra, tmp_path):
     out = tmp_path / "results.json"
