@@ -143,3 +143,77 @@ def emit(text, args):
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(text + "\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# Child processes: every measurement that depends on the thread count runs in a fresh one.
+
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_env(threads):
+    """The environment of a child that must run NumPy's BLAS (and PyTorch's OpenMP) on ``threads``
+    threads: set before the child starts, so every library reads it when it loads."""
+    env = dict(os.environ, SCRATCHCNN_BLAS_THREADS=str(threads))
+    env.update({name: str(threads) for name in BLAS_VARIABLES})
+    return env
+
+
+def run_child(script, payload, threads, timeout):
+    """Run ``script --child JSON`` on ``threads`` threads; the dict it prints as its last line, or
+    ``{"failed": reason}`` (a crash, an exception, a timeout): the caller reports it and goes on."""
+    command = [sys.executable, os.path.abspath(script), "--child", json.dumps(payload)]
+    try:
+        proc = subprocess.run(command, env=thread_env(threads), capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"failed": f"timed out after {timeout:.0f} s"}
+    if proc.returncode:
+        lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
+        return {"failed": lines[-1][:200]}
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"failed": f"printed no result: {proc.stdout[-200:]!r}"}
+
+
+def measure_per_item(step, items_per_call, samples, min_time, warmup_time):
+    """Seconds per item of ``step()``: the median of ``samples`` timings, each running ``step``
+    for at least ``min_time`` seconds, after warming up for ``warmup_time`` (at least one call)."""
+    start = time.perf_counter()
+    step()
+    while time.perf_counter() - start < warmup_time:
+        step()
+    timings = []
+    for _ in range(samples):
+        calls, start = 0, time.perf_counter()
+        while True:
+            step()
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time:
+                break
+        timings.append(elapsed / (calls * items_per_call))
+    return statistics.median(timings)
+
+
+def model_names(text, parser):
+    """``"seed,classic"`` -> ``["seed", "classic"]``, or a usage error naming the unknown ones."""
+    from scratchcnn.models import MODEL_NAMES
+    names = [name for name in text.split(",") if name]
+    unknown = [name for name in names if name not in MODEL_NAMES]
+    if unknown or not names:
+        parser.error(f"--models: unknown {', '.join(unknown) or 'empty list'}; "
+                     f"expected some of {', '.join(MODEL_NAMES)}")
+    return names
+
+
+def positive_ints(text, option, parser):
+    """``"1,2"`` -> ``[1, 2]``, or a usage error."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        parser.error(f"{option}: expected comma-separated positive integers, got {text!r}")
+    return values

@@ -36,7 +36,7 @@ READABLE_VERSIONS = (1, 2)
 
 # Layer classes a checkpoint may name: vectorized ones by name, loop twins as "loops.<name>".
 LAYER_TYPES = {name: getattr(layer_module, name) for name in layer_module.__all__ if name != "Layer"}
-LAYER_TYPES.update({f"loops.{name}": getattr(loops, name) for name in ("Conv3x3", "MaxPool2", "Softmax")})
+LAYER_TYPES.update({f"loops.{name}": getattr(loops, name) for name in ("Conv3x3", "MaxPool2", "Softmax", "BatchNorm")})
 
 
 class CheckpointError(ValueError):

@@ -14,6 +14,7 @@ from every layer, gradients kept in ``grads`` instead of updating weights in ``b
 import numpy as np
 
 from .layers.base import Layer, as_array, shape_error
+from .layers.batchnorm import BatchNorm as _VectorizedBatchNorm
 from .layers.conv import Conv3x3 as _VectorizedConv3x3
 from .layers.softmax import Softmax as _VectorizedSoftmax
 
@@ -152,4 +153,66 @@ class Softmax(_VectorizedSoftmax):
         return d_L_d_inputs.reshape(self.last_input_shape)
 
 
-__all__ = ["iterate_regions", "Conv3x3", "MaxPool2", "Softmax"]
+class BatchNorm(_VectorizedBatchNorm):
+    """Loop twin of ``scratchcnn.BatchNorm`` (it inherits the constructor, the checks and the
+    extra state). Batch statistics need the whole batch, so instead of one image at a time it
+    loops over channels, and over each channel's values one by one; its backward goes through
+    the mean and the variance step by step (the chain rule written out, as in cs231n) where
+    the vectorized layer uses the compact formula."""
+
+    def forward(self, x):
+        x = self._checked_input(x)                    # (N, C) or (N, H, W, C)
+        values = x.reshape(-1, self.num_features)     # (m, C): one row per pixel of every image
+        m = len(values)
+        self.last_input, self.last_used_batch = values, self.training
+        self.last_mean = np.zeros(self.num_features, self.dtype)
+        self.last_var = np.zeros(self.num_features, self.dtype)
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        output = np.zeros(values.shape, self.dtype)
+        for c in range(self.num_features):
+            if self.training:
+                mean = 0.0
+                for k in range(m):
+                    mean += values[k, c]
+                mean /= m
+                var = 0.0
+                for k in range(m):
+                    var += (values[k, c] - mean) ** 2
+                var /= m  # biased: the batch is normalised with it
+                self.running_mean[c] = (1 - self.momentum) * self.running_mean[c] + self.momentum * mean
+                self.running_var[c] = ((1 - self.momentum) * self.running_var[c]
+                                       + self.momentum * var * m / (m - 1))  # unbiased
+            else:
+                mean, var = self.running_mean[c], self.running_var[c]
+            self.last_mean[c], self.last_var[c] = mean, var
+            for k in range(m):
+                x_hat = (values[k, c] - mean) / np.sqrt(var + self.eps)
+                output[k, c] = gamma[c] * x_hat + beta[c]
+        return output.reshape(x.shape)
+
+    def backward(self, d_L_d_out):
+        d_out = d_L_d_out.reshape(self.last_input.shape)
+        m = len(d_out)
+        d_input = np.zeros(d_out.shape, self.dtype)
+        self._zero_grads()
+        for c in range(self.num_features):
+            mean, gamma = self.last_mean[c], self.params["gamma"][c]
+            std = np.sqrt(self.last_var[c] + self.eps)
+            centred = self.last_input[:, c] - mean
+            d_var = d_mean = 0.0
+            for k in range(m):
+                self.grads["gamma"][c] += d_out[k, c] * centred[k] / std
+                self.grads["beta"][c] += d_out[k, c]
+                # x_hat = centred / std, std = sqrt(var + eps): d x_hat / d var = -centred / (2 std^3)
+                d_var += d_out[k, c] * gamma * centred[k] * -0.5 / std ** 3
+            for k in range(m):
+                # mean enters x_hat directly and through var = sum(centred^2) / m
+                d_mean += -d_out[k, c] * gamma / std + d_var * -2 * centred[k] / m
+            for k in range(m):
+                d_input[k, c] = d_out[k, c] * gamma / std
+                if self.last_used_batch:  # in evaluation, mean and var are constants
+                    d_input[k, c] += d_var * 2 * centred[k] / m + d_mean / m
+        return d_input.reshape(d_L_d_out.shape)
+
+
+__all__ = ["iterate_regions", "Conv3x3", "MaxPool2", "Softmax", "BatchNorm"]

@@ -12,12 +12,15 @@ import sys
 import tempfile
 import time
 
+import augmentations
+import backward
 import feature_maps
 import mistakes
 import visualize_filters
-from common import make_parser
+from common import load_model, make_parser
 
-from scratchcnn.viz import plot_training_curves
+from scratchcnn.data import load_mnist, normalize
+from scratchcnn.viz import most_confident_mistakes, plot_training_curves
 
 
 def train(folder):
@@ -29,6 +32,14 @@ def train(folder):
     print("$", " ".join(["python"] + command[1:]), flush=True)
     subprocess.run(command, check=True)
     return model, metrics
+
+
+def worst_mistake(model, data_dir=None):
+    """Index of the test image the model gets wrong most confidently (0 if it makes none)."""
+    network, _ = load_model(model)
+    _, _, test_images, test_labels = load_mnist(data_dir)
+    wrong = most_confident_mistakes(test_labels.astype(int), network.predict_proba(normalize(test_images)), 1)
+    return int(wrong[0]) if len(wrong) else 0
 
 
 def main(argv=None):
@@ -49,8 +60,11 @@ def main(argv=None):
         feature_maps.main(index + ["--filters", "edges", "--out", os.path.join(args.out, "feature_maps_edges.png")])
         feature_maps.main(index + ["--model", model, "--out", os.path.join(args.out, "feature_maps_seed.png")])
         mistakes.main(["--model", model, "--out", args.out])
+        backward.main(["--model", model, "--index", str(worst_mistake(model)),
+                       "--out", os.path.join(args.out, "backward.png")])
         plot_training_curves(metrics, path=os.path.join(args.out, "training_curves.png"))
         print(f"Wrote {os.path.join(args.out, 'training_curves.png')}")
+    augmentations.main(["--out", os.path.join(args.out, "augmentations.png")])
     paths = [os.path.join(args.out, name) for name in sorted(os.listdir(args.out)) if name.endswith(".png")]
     sizes = {os.path.basename(p): os.path.getsize(p) for p in paths if os.path.getmtime(p) >= started - 1}
     print("\n".join(f"  {name:<24} {size / 1024:6.1f} KB" for name, size in sizes.items()))

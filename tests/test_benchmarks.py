@@ -1,24 +1,77 @@
-"""Smoke test: every benchmark script runs with --quick and prints a table (timings unchecked)."""
+"""Smoke tests: every benchmark script runs to the end with --quick and prints its tables.
+
+Timings are never checked (speed lives in the benchmarks, not in unit tests); what is checked is
+that each script finishes, writes its JSON, covers what it claims to cover, and that a failing
+configuration is reported without stopping the rest.
+"""
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
+from scratchcnn.models import MODEL_NAMES
+
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def run(script, *extra, tmp_path):
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, os.path.join(BENCHMARKS, script), "--quick", "--json", str(out),
+                           *extra], capture_output=True, text=True, timeout=180)
+    return proc, (json.loads(out.read_text()) if out.exists() else None)
 
 
 @pytest.mark.parametrize("script, extra", [
     ("conv_loop_vs_vectorized.py", []),
     ("scaling.py", []),
-    ("train_throughput.py", ["--no-torch"]),  # PyTorch stays optional, and importing it is slow
     ("blas_threads.py", []),
     ("predict_while_training.py", []),
+    ("where_time_goes.py", []),
 ])
 def test_benchmark_runs_quick(script, extra, tmp_path):
-    out = tmp_path / "results.json"
-    proc = subprocess.run([sys.executable, os.path.join(BENCHMARKS, script), "--quick", "--json", str(out)] + extra,
-                          capture_output=True, text=True, timeout=120)
+    proc, results = run(script, *extra, tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "|---:|" in proc.stdout
-    assert out.exists()
+    assert results is not None
+
+
+def test_train_throughput_times_every_model_without_torch(tmp_path):
+    proc, results = run("train_throughput.py", "--no-torch", tmp_path=tmp_path)  # importing torch is slow
+    assert proc.returncode == 0, proc.stderr
+    rows = results["results"]
+    assert {r["model"] for r in rows if r["kind"] == "train"} == set(MODEL_NAMES)
+    assert {r["model"] for r in rows if r["kind"] == "infer"} == set(MODEL_NAMES)
+    assert any(r["impl"] == "loops" and r["img_s"] > 0 for r in rows)
+    assert all(r["impl"] != "pytorch" for r in rows)
+    for title in ("each side at its best", "every thread count", "Inference", "loop twins"):
+        assert title in proc.stdout
+
+
+def test_train_throughput_against_the_pytorch_twin(tmp_path):
+    pytest.importorskip("torch")
+    proc, results = run("train_throughput.py", "--models", "seed", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    impls = {(r["kind"], r["impl"]) for r in results["results"] if "img_s" in r}
+    assert impls == {("train", "scratchcnn"), ("train", "pytorch"), ("infer", "scratchcnn"),
+                     ("infer", "pytorch"), ("train", "loops")}
+    assert "scratchcnn / PyTorch" in proc.stdout and "x**" in proc.stdout
+
+
+def test_train_throughput_reports_a_failed_configuration_and_runs_the_rest(tmp_path):
+    # A learning rate this large makes every training step diverge; inference still runs.
+    proc, results = run("train_throughput.py", "--no-torch", "--models", "mlp", "--lr", "1e12",
+                        tmp_path=tmp_path)
+    assert proc.returncode == 1
+    assert "1 configuration(s) failed" in proc.stderr
+    train, infer = (next(r for r in results["results"] if r["kind"] == kind) for kind in ("train", "infer"))
+    assert "TrainingDiverged" in train["failed"]
+    assert infer["img_s"] > 0
+    assert "| mlp | 128 | failed |" in proc.stdout
+
+
+def test_train_throughput_refuses_an_unknown_model(tmp_path):
+    proc, _ = run("train_throughput.py", "--models", "seed,nope", tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert "unknown nope" in proc.stderr

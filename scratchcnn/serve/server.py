@@ -28,6 +28,7 @@ class DigitServer(ThreadingHTTPServer):
         self.use_runner(runner)
         self.log_requests = log_requests
         self.files = load_static_files()
+        self.data_dir = data_dir   # MNIST's folder, for training jobs and GET /api/test-image
         self.desk = TrainingDesk(self.use_runner, save_dir=save_dir, data_dir=data_dir)
         super().__init__(address, Handler)
 

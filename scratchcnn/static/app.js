@@ -110,6 +110,7 @@ $("clear").addEventListener("click", () => {
   requestCount += 1;            // forget any answer still on its way
   result = null;
   showEmpty();
+  announce("cleared");
 });
 
 // ------------------------------------------------------------------ talking to the server
@@ -133,9 +134,15 @@ async function predict() {
     result = answer;
     showResult();
     setStatus(`Stroke ${strokes} · draw more, or Clear.`);
+    announce("result", {drawing: {width: pad.width, height: pad.height, pixels}});
   } catch (error) {
     if (id === requestCount) setStatus(`Error: ${error.message}`, true);
   }
+}
+
+// Events for backward.js (the backward view): "model", "result" (with the drawing sent), "cleared".
+function announce(name, detail = {}) {
+  document.dispatchEvent(new CustomEvent(`scratchcnn:${name}`, {detail}));
 }
 
 function setStatus(text, isError = false) {
@@ -156,6 +163,7 @@ const page = {
     result = null;
     buildStages();
     showEmpty();
+    announce("model");
     page.rescore();
   },
 };
@@ -190,6 +198,7 @@ function makeMap(parent, size, stage, channel) {
   parent.append(wrap);
   if (stage > 0) {
     canvas.addEventListener("mousemove", (event) => hover(stage, channel, event));
+    canvas.addEventListener("pointerdown", (event) => hover(stage, channel, event));  // tap to inspect
     canvas.addEventListener("mouseleave", unhover);
   }
   return {canvas, windowBox, cursor, wrap};
@@ -455,6 +464,7 @@ async function start() {
   $("model-info").textContent = modelText(model);
   buildStages();
   showEmpty();
+  announce("model");
 }
 
 start();

@@ -192,6 +192,7 @@ async function matchTrainingLayers(job) {
 const handlers = {
   start(data) {
     trainer.job = data;
+    $("train-card").classList.remove("idle");      // curves and filters from now on
     trainer.points = [];
     trainer.epochs = [];
     setRunning(true);

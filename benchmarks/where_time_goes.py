@@ -1,0 +1,238 @@
+"""Where the training step's time goes, layer by layer, beside what the machine's matmul can do.
+
+For the seed and classic networks (``--models``) at their default batch: each layer's forward and
+backward milliseconds inside ``Network.train_step`` (plain SGD), its share of the step, and the
+GFLOP/s achieved by each layer that multiplies matrices (convolutions, Dense, Softmax) -- next
+to the GFLOP/s the same forward product reaches on its own in BLAS, and the machine's float32
+matmul GFLOP/s on a large square product at 1 and 2 threads. The gap between a layer and its
+product alone is the copies and passes around the product (im2col, col2im, reshapes); the gap
+between the product and the square matmul is the product's awkward shape.
+
+Each measurement runs in its own child process with its thread count set before NumPy loads.
+
+    python benchmarks/where_time_goes.py [--quick] [--models seed,classic] [--threads 1]
+        [--json PATH] [--markdown PATH]
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+from _common import (common_arguments, emit, git_commit, machine, markdown_table, model_names, positive_ints,
+                     run_child, setup, write_json)
+
+DEFAULT_MODELS = "seed,classic"
+SQUARE = 1024  # the size of the square float32 matmul that stands for the machine's peak
+
+
+# ----------------------------------------------------------------------------------------------
+# Children.
+
+def child(task):
+    setup("benchmark")  # thread count from the environment the parent set
+    out = matmul_child(task) if task["kind"] == "matmul" else layers_child(task)
+    print(json.dumps(out))
+
+
+def gemm_gflops(m, k, n, min_time):
+    """GFLOP/s of a float32 ``(m, k) @ (k, n)`` product, median of 5 timings."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    a, b = rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
+    out = np.empty((m, n), np.float32)
+    np.matmul(a, b, out=out)
+    timings = []
+    for _ in range(5):
+        calls, start = 0, time.perf_counter()
+        while calls == 0 or time.perf_counter() - start < min_time:
+            np.matmul(a, b, out=out)
+            calls += 1
+        timings.append((time.perf_counter() - start) / calls)
+    return 2 * m * k * n / statistics.median(timings) / 1e9
+
+
+def matmul_child(task):
+    size = task["size"]
+    return {"gflops": gemm_gflops(size, size, size, task["min_time"]), "size": size}
+
+
+def timed(method, record, layer_state):
+    """``method`` wrapped to append its duration to ``record`` (outermost call only: Softmax's
+    ``backward`` calls ``backward_from_logits``), noting whether it returned an input gradient."""
+    def wrapper(*args):
+        if layer_state["busy"]:
+            return method(*args)
+        layer_state["busy"] = True
+        start = time.perf_counter()
+        try:
+            result = method(*args)
+        finally:
+            record.append(time.perf_counter() - start)
+            layer_state["busy"] = False
+        layer_state["returns_input_grad"] = result is not None
+        return result
+    return wrapper
+
+
+def instrument(network, optimizer):
+    """Time every layer's forward and backward, and the update, by wrapping them on the instances."""
+    records = {"update": []}
+    for i, layer in enumerate(network.layers):
+        state = {"busy": False, "returns_input_grad": True}
+        records[i] = {"forward": [], "backward": [], "state": state}
+        layer.forward = timed(layer.forward, records[i]["forward"], state)
+        for name in ("backward", "backward_from_logits"):
+            if hasattr(layer, name):
+                setattr(layer, name, timed(getattr(layer, name), records[i]["backward"], state))
+    optimizer.step = timed(optimizer.step, records["update"], {"busy": False})
+    return records
+
+
+def layers_child(task):
+    import numpy as np
+
+    from _common import measure_per_item
+    from scratchcnn.models import build_model
+    from scratchcnn.optim import SGD
+    rng = np.random.default_rng(0)
+    x = rng.random((task["batch"], 28, 28), dtype=np.float32) - 0.5
+    labels = rng.integers(0, 10, task["batch"])
+    network, optimizer = build_model(task["model"], seed=0), SGD(1e-3)
+    step_s = measure_per_item(lambda: network.train_step(x, labels, optimizer), 1, 5, task["min_time"] / 5,
+                              task["min_time"] / 5)
+    records = instrument(network, optimizer)
+    steps = []
+    for i in range(task["steps"]):
+        start = time.perf_counter()
+        network.train_step(x, labels, optimizer)
+        steps.append(time.perf_counter() - start)
+    layers = []
+    for i, layer in enumerate(network.layers):
+        rec = records[i]
+        in_shape, out_shape = np.shape(network.outputs[i]), np.shape(network.outputs[i + 1])
+        layers.append(dict(name=type(layer).__name__, output_shape=list(out_shape),
+                           forward_s=statistics.median(rec["forward"]),
+                           backward_s=statistics.median(rec["backward"]),
+                           **products(layer, in_shape, out_shape, rec["state"]["returns_input_grad"],
+                                      task["min_time"] / 10)))
+    return {"step_s": step_s, "instrumented_step_s": statistics.median(steps),
+            "update_s": statistics.median(records["update"]), "layers": layers}
+
+
+def products(layer, in_shape, out_shape, returns_input_grad, min_time):
+    """FLOPs of the layer's matrix products and the GFLOP/s of its forward product alone.
+
+    Forward ``(M, K) @ (K, F)``; backward the weight gradient (same FLOPs) and, unless the
+    layer skips it, the input gradient (same again)."""
+    gemm = gemm_shape(layer, in_shape, out_shape)
+    if gemm is None:
+        return {}
+    m, k, n = gemm
+    forward = 2 * m * k * n
+    return {"gemm": [m, k, n], "forward_flop": forward,
+            "backward_flop": forward * (2 if returns_input_grad else 1), "returns_input_grad": returns_input_grad,
+            "gemm_alone_gflops": gemm_gflops(m, k, n, min_time)}
+
+
+def gemm_shape(layer, in_shape, out_shape):
+    """``(M, K, F)`` of the forward product: im2col rows x window size x filters, or a dense one."""
+    if hasattr(layer, "kernel_size") and hasattr(layer, "num_filters"):  # Conv2D and its twins
+        n, ho, wo, f = out_shape
+        return n * ho * wo, layer.kernel_size ** 2 * layer.in_channels, f
+    weights = layer.params.get("weights")
+    if weights is not None and weights.ndim == 2:                         # Dense, Softmax
+        return in_shape[0], weights.shape[0], weights.shape[1]
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Parent.
+
+def ms(seconds):
+    return f"{seconds * 1e3:.2f}"
+
+
+def gflops(flop, seconds):
+    return f"{flop / seconds / 1e9:.1f}" if flop and seconds > 0 else "-"
+
+
+def layer_table(result):
+    step = result["instrumented_step_s"]
+    rows = []
+    for i, layer in enumerate(result["layers"]):
+        total = layer["forward_s"] + layer["backward_s"]
+        backward_note = "" if layer.get("returns_input_grad", True) or "gemm" not in layer else " (no input grad)"
+        rows.append([i, layer["name"], "(" + ", ".join(map(str, layer["output_shape"])) + ")",
+                     ms(layer["forward_s"]), ms(layer["backward_s"]), ms(total), f"{total / step:.0%}",
+                     gflops(layer.get("forward_flop"), layer["forward_s"]),
+                     gflops(layer.get("backward_flop"), layer["backward_s"]) + backward_note,
+                     f"{layer['gemm_alone_gflops']:.1f}" if "gemm" in layer else "-"])
+    rest = step - result["update_s"] - sum(layer["forward_s"] + layer["backward_s"] for layer in result["layers"])
+    extra_rows = (("SGD update", result["update_s"]), ("loss and the rest", rest), ("**whole step**", step))
+    for name, seconds in extra_rows:
+        rows.append(["", name, "", "", "", ms(seconds), f"{seconds / step:.0%}", "", "", ""])
+    return markdown_table(["#", "layer", "output", "forward ms", "backward ms", "ms", "share of the step",
+                           "forward GFLOP/s", "backward GFLOP/s", "its forward product alone, GFLOP/s"], rows)
+
+
+def report(args, peaks, profiles):
+    m = machine()
+    size = next((p["size"] for p in peaks.values() if "size" in p), "?")
+    peak_text = ", ".join(f"{t} thread{'s' * (t > 1)}: "
+                          + (f"**{p['gflops']:.0f} GFLOP/s**" if "gflops" in p else "failed")
+                          for t, p in peaks.items())
+    text = (f"## Where the time goes\n\n{m['cpu']}, {m['cores']} cores; Python {m['python']}, NumPy "
+            f"{m['numpy']} ({m['blas']}); load average at start {m['load_average'][0]:.2f}; commit "
+            f"{git_commit()}\n\nThis machine's float32 matmul ({size}x{size} @ {size}x{size}): "
+            f"{peak_text}.\n")
+    for (model, batch, threads), result in profiles.items():
+        text += f"\n### {model}, batch {batch}, {threads} thread{'s' * (threads > 1)}\n\n"
+        if "failed" in result:
+            text += f"failed: {result['failed']}\n"
+            continue
+        text += layer_table(result) + (
+            f"\n\nMedians over {args.steps} instrumented steps; the same step without the timers: "
+            f"{ms(result['step_s'])} ms.\n")
+    return text
+
+
+def parse_args():
+    from scratchcnn.models import MODEL_NAMES
+    parser = common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {','.join(MODEL_NAMES)}")
+    parser.add_argument("--threads", default="1", help="thread counts of the layer tables (default 1)")
+    args = parser.parse_args()
+    args.models = model_names(args.models, parser)
+    args.threads = positive_ints(args.threads, "--threads", parser)
+    args.steps = 3 if args.quick else 30
+    return args
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        return child(json.loads(sys.argv[2]))
+    from scratchcnn.models import TRAINING_DEFAULTS
+    args = parse_args()
+    min_time = 0.02 if args.quick else 0.5
+    timeout = 120 if args.quick else 900
+    square = {"kind": "matmul", "size": 256 if args.quick else SQUARE, "min_time": min_time}
+    peaks = {t: run_child(__file__, square, t, timeout) for t in (1, 2)}
+    profiles = {}
+    for model in args.models:
+        batch = TRAINING_DEFAULTS.get(model, {}).get("batch_size", 32)
+        for threads in args.threads:
+            task = {"kind": "layers", "model": model, "batch": batch, "steps": args.steps, "min_time": min_time}
+            profiles[model, batch, threads] = run_child(__file__, task, threads, timeout)
+            print(f"{model} batch {batch}, {threads} thread(s): done", file=sys.stderr)
+    emit(report(args, peaks, profiles), args)
+    write_json(args.json, {"matmul_gflops": {str(t): p for t, p in peaks.items()},
+                           "profiles": [{"model": m, "batch": b, "threads": t, **r}
+                                        for (m, b, t), r in profiles.items()]})
+    failed = [key for key, r in {**peaks, **profiles}.items() if "failed" in r]
+    if failed:
+        sys.exit(f"\n{len(failed)} measurement(s) failed; the tables show the rest")
+
+
+if __name__ == "__main__":
+    main()

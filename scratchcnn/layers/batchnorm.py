@@ -1,0 +1,113 @@
+"""Batch normalisation: every channel rescaled to zero mean and unit variance, then by a
+learned ``gamma`` and ``beta`` (Ioffe and Szegedy, 2015). The plain-loop version is
+``scratchcnn.loops.BatchNorm``."""
+import numpy as np
+
+from .base import Layer, as_array, check_dtype
+
+
+class BatchNorm(Layer):
+    """``y = gamma * (x - mean) / sqrt(var + eps) + beta``, per channel (the last axis).
+
+    Input ``(N, C)`` or channels-last ``(N, H, W, C)``, output the same shape; ``gamma`` and
+    ``beta`` are ``(C,)``. While ``training``, ``mean`` and ``var`` are the batch's, over every
+    axis but the channels (``var`` biased, dividing by the ``m`` values per channel), and the
+    running statistics move towards them as PyTorch's ``BatchNorm1d``/``BatchNorm2d`` do:
+    ``running = (1 - momentum) * running + momentum * batch``, the variance unbiased
+    (``* m / (m - 1)``). In evaluation (``Network.eval()``) the running statistics are used,
+    so a prediction no longer depends on the rest of its batch.
+    """
+
+    window = (1, 1, 0)  # element-wise: output pixel (i, j) comes from input pixel (i, j)
+
+    def __init__(self, num_features, momentum=0.1, eps=1e-5, dtype=np.float32):
+        super().__init__()
+        if int(num_features) != num_features or num_features < 1:
+            raise ValueError(f"BatchNorm: num_features (channels) must be an integer >= 1, got {num_features!r}")
+        if not 0 <= momentum <= 1 or not eps > 0:
+            raise ValueError(f"BatchNorm: need 0 <= momentum <= 1 and eps > 0, got momentum={momentum}, eps={eps}")
+        self.num_features, self.momentum, self.eps = int(num_features), momentum, eps
+        self.dtype = check_dtype(dtype)
+        self.params["gamma"] = np.ones(self.num_features, self.dtype)
+        self.params["beta"] = np.zeros(self.num_features, self.dtype)
+        self.running_mean = np.zeros(self.num_features, self.dtype)
+        self.running_var = np.ones(self.num_features, self.dtype)
+        self._zero_grads()
+
+    def config(self):
+        return dict(num_features=self.num_features, momentum=self.momentum, eps=self.eps,
+                    dtype=self.dtype.name)
+
+    def forward(self, x):
+        x = self._checked_input(x)                  # (N, C) or (N, H, W, C)
+        axes = tuple(range(x.ndim - 1))             # every axis but the channels
+        self.last_used_batch = self.training
+        if self.training:  # the batch's statistics; the running ones move towards them
+            mean = x.mean(axis=axes)                                # (C,)
+            centred = x - mean
+            var = (centred * centred).mean(axis=axes)               # (C,), biased
+            self._update_running_statistics(mean, var, m=x.size // self.num_features)
+        else:              # the running statistics, whatever else is in the batch
+            mean, var = self.running_mean, self.running_var
+            centred = x - mean
+        self.last_inv_std = (1 / np.sqrt(var + self.eps)).astype(self.dtype)  # (C,)
+        self.last_x_hat = centred * self.last_inv_std                         # normalised input
+        return self.params["gamma"] * self.last_x_hat + self.params["beta"]
+
+    def backward(self, d_out):
+        axes = tuple(range(d_out.ndim - 1))
+        m = d_out.size // self.num_features
+        x_hat, inv_std, gamma = self.last_x_hat, self.last_inv_std, self.params["gamma"]
+        self.grads["gamma"] = (d_out * x_hat).sum(axis=axes)
+        self.grads["beta"] = d_out.sum(axis=axes)
+        if not self.last_used_batch:  # evaluation: mean and var are constants
+            return d_out * (gamma * inv_std)
+        # In training, mean and var depend on every x_i of the channel too. With
+        # x_hat_j = (x_j - mean) * s, s = (var + eps)^(-1/2), over the m values of a channel:
+        #   d mean / d x_i = 1/m,   d var / d x_i = 2 (x_i - mean) / m,
+        #   d s / d x_i = -s^3 (x_i - mean) / m = -s x_hat_i / m,
+        # so  d x_hat_j / d x_i = s (delta_ij - 1/m - x_hat_i x_hat_j / m), and summed over j
+        # against d_x_hat_j = gamma d_out_j:
+        #   d_x_i = s (d_x_hat_i - mean(d_x_hat) - x_hat_i mean(d_x_hat * x_hat))
+        #         = gamma s (d_out_i - (d_beta + x_hat_i d_gamma) / m),
+        # as sum(d_out) = d_beta and sum(d_out * x_hat) = d_gamma were just computed.
+        return (gamma * inv_std) * (d_out - (self.grads["beta"] + x_hat * self.grads["gamma"]) / m)
+
+    def _update_running_statistics(self, mean, var, m):
+        """``running = (1 - momentum) running + momentum batch``, the variance unbiased."""
+        self.running_mean = ((1 - self.momentum) * self.running_mean
+                             + self.momentum * mean).astype(self.dtype)
+        self.running_var = ((1 - self.momentum) * self.running_var
+                            + self.momentum * var * (m / (m - 1))).astype(self.dtype)
+
+    def get_extra_state(self):
+        """``{"running_mean": [C floats], "running_var": [C floats]}`` (float32 and float64
+        values both survive the trip through Python floats and JSON exactly)."""
+        return {"running_mean": self.running_mean.tolist(), "running_var": self.running_var.tolist()}
+
+    def set_extra_state(self, state):
+        """Restore ``get_extra_state()``'s dict, refusing missing keys or the wrong length."""
+        missing = {"running_mean", "running_var"} - set(state)
+        if missing:
+            raise ValueError(f"BatchNorm: extra state lacks {sorted(missing)}; expected the dict "
+                             f"get_extra_state() returns, with running_mean and running_var")
+        for name in ("running_mean", "running_var"):
+            values = np.asarray(state[name], dtype=self.dtype)
+            if values.shape != (self.num_features,):
+                raise ValueError(f"BatchNorm: {name} in the extra state has shape {values.shape}, "
+                                 f"this layer has {self.num_features} channels so needs "
+                                 f"({self.num_features},); was it saved from another network?")
+            setattr(self, name, values)
+
+    def _checked_input(self, x):
+        """``x`` as ``self.dtype``, refusing ranks other than 2 and 4 and a wrong channel count."""
+        expected = f"(N, {self.num_features}) or (N, H, W, {self.num_features})"
+        x = as_array(self, x, (2, 4), expected)
+        if x.shape[-1] != self.num_features:
+            raise ValueError(f"BatchNorm: expected input of shape {expected} (channels last), got "
+                             f"shape {x.shape}; num_features must equal the number of channels")
+        if self.training and x.size // self.num_features < 2:
+            raise ValueError(f"BatchNorm: training needs more than one value per channel to take "
+                             f"a batch variance, got input of shape {x.shape}; use a larger batch "
+                             f"or evaluation mode (network.eval())")
+        return x.astype(self.dtype, copy=False)
