@@ -76,6 +76,7 @@ $("train-stop").addEventListener("click", async () => {
 });
 
 $("train-model").addEventListener("change", fillDefaults);
+window.addEventListener("resize", () => { if (trainer.job) drawCurves(); });
 
 // ------------------------------------------------------------------ curves
 
