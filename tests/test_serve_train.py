@@ -520,3 +520,13 @@ def test_backward_takes_the_same_network_choice(server, fresh_server):
     status, answer = call(server, "POST", "/api/backward", dict(body, network="training"))
     assert status == 200 and answer["probabilities"] == snapshot
     assert call(server, "POST", "/api/backward", body)[1]["probabilities"] != snapshot
+
+
+def test_the_training_network_is_there_as_soon_as_the_job_is_accepted(server):
+    job = start_job(server, LONG)
+    try:
+        status, answer = predict(server, drawing(11), network="training")
+        assert status == 200, answer
+    finally:
+        call(server, "POST", "/api/train/stop")
+        wait_until_done(server, job, timeout=60)

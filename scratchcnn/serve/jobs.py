@@ -172,8 +172,11 @@ class TrainingJob:
         return self.status == "running"
 
     def start(self):
+        """Send ``start`` and the first snapshot (so ``latest_runner`` is never None once the
+        job is known), then train in the job's thread."""
         self.publish("start", {"job": self.id, "settings": self.settings,
                                "steps_per_epoch": self.steps_per_epoch}, new_job=True)
+        self.snapshot(1, 0)
         self.thread.start()
 
     def stop(self):
@@ -190,7 +193,6 @@ class TrainingJob:
         # inference setting comes back when the job ends.
         runtime.configure("train" if self.settings["model"] == "seed" else "train-large")
         try:
-            self.snapshot(1, 0)
             self.trainer.fit(self.settings["epochs"])
             status = "completed"
         except TrainingStopped:
@@ -218,8 +220,8 @@ class TrainingJob:
         self.result = {"job": self.id, "status": status, "test_accuracy": test_accuracy,
                        "seconds": round(time.monotonic() - self.started, 3), "served": self.served,
                        "checkpoint": self.checkpoint, "message": self.message}
-        self.status = status
         runtime.configure("inference")
+        self.status = status
         self.publish("done", self.result)
 
     def progress_event(self, epoch, step, running, window, now):
