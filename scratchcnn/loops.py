@@ -8,8 +8,9 @@ network) and meant to be read and stepped through in a debugger.
 
 Differences from the original tutorial, each to agree with the vectorized layers: batches
 (a loop over images), channels and padding for ``Conv3x3``, optional bias, an input gradient
-from every layer, gradients kept in ``grads`` instead of updating weights in ``backward``, and
-``MaxPool2`` routing a tied window's gradient to its first maximum only.
+from every layer (but a training network's first, see ``Layer.needs_input_grad``), gradients
+kept in ``grads`` instead of updating weights in ``backward``, and ``MaxPool2`` routing a tied
+window's gradient to its first maximum only.
 """
 import numpy as np
 
@@ -63,11 +64,14 @@ class Conv3x3(_VectorizedConv3x3):
                     d_L_d_filters[f] += d_L_d_out[b, i, j, f] * region
             # Not in the tutorial (its conv is the first layer): the input gradient, each
             # output pixel spreading its filter-weighted gradient over its 3x3 region.
-            for region, i, j in iterate_regions(image, 3, 1):
-                d_L_d_padded[b, i:i + 3, j:j + 3] += np.tensordot(d_L_d_out[b, i, j], filters, axes=1)
+            if self.needs_input_grad:  # False for a network's first layer (see Network)
+                for region, i, j in iterate_regions(image, 3, 1):
+                    d_L_d_padded[b, i:i + 3, j:j + 3] += np.tensordot(d_L_d_out[b, i, j], filters, axes=1)
         self.grads["filters"] = d_L_d_filters.reshape(self.params["filters"].shape)
         if "biases" in self.params:
             self.grads["biases"] = d_L_d_out.sum(axis=(0, 1, 2))
+        if not self.needs_input_grad:
+            return None
         p = self.padding
         h, w = d_L_d_padded.shape[1:3]
         return d_L_d_padded[:, p:h - p, p:w - p].reshape(np.shape(self.last_input))

@@ -151,13 +151,22 @@ class Adam(Optimizer):
     def update(self, key, param, grad):
         m = self._slot("m", key, param)
         v = self._slot("v", key, param)
+        # In place, through one scratch array: the same formulas at a quarter of the time of
+        # fresh arrays for every term (the mlp network's step is a third Adam otherwise).
+        scratch = np.multiply(grad, 1 - self.beta1)
         m *= self.beta1
-        m += (1 - self.beta1) * grad
+        m += scratch                                    # m = b1 m + (1 - b1) g
+        np.square(grad, out=scratch)
+        scratch *= 1 - self.beta2
         v *= self.beta2
-        v += (1 - self.beta2) * np.square(grad)
-        m_hat = m / (1 - self.beta1 ** self.t)  # bias correction: m and v start at zero
-        v_hat = v / (1 - self.beta2 ** self.t)
-        param -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        v += scratch                                    # v = b2 v + (1 - b2) g^2
+        # Bias correction (m and v start at zero): m_hat = m / (1 - b1^t), v_hat likewise.
+        v_hat = np.divide(v, 1 - self.beta2 ** self.t, out=scratch)
+        denominator = np.sqrt(v_hat, out=scratch)
+        denominator += self.eps
+        step = np.divide(m, denominator, out=scratch)  # m / (sqrt(v_hat) + eps)
+        step *= self.lr / (1 - self.beta1 ** self.t)    # lr * m_hat / (sqrt(v_hat) + eps)
+        param -= step
 
     def state_dict(self):
         return {**self.state, "t": np.array(self.t)}

@@ -67,6 +67,22 @@ def test_maxpool_ties_route_to_first_maximum_only(pool_cls):
     np.testing.assert_array_equal(d_x, [[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 1], [0, 0, 0, 0]])
 
 
+@pytest.mark.parametrize("pool_cls", [sc.MaxPool2, loops.MaxPool2])
+def test_maxpool_worked_example(pool_cls):
+    """The 4x4 example of scratchcnn/layers/pool.py's docstring, step by step."""
+    x = np.array([[1, 3, 2, 2],
+                  [4, 0, 7, 9],
+                  [5, 5, 0, 1],
+                  [5, 6, 1, 0]], dtype=np.float64).reshape(1, 4, 4, 1)
+    pool = pool_cls()
+    np.testing.assert_array_equal(pool.forward(x)[0, :, :, 0], [[4, 9], [6, 1]])
+    d_x = pool.backward(np.array([[10, 20], [30, 40]], np.float64).reshape(1, 2, 2, 1))
+    np.testing.assert_array_equal(d_x[0, :, :, 0], [[0, 0, 0, 0],
+                                                    [10, 0, 0, 20],   # 4 at x[1, 0], 9 at x[1, 3]
+                                                    [0, 0, 0, 40],    # the 1 = 1 tie goes up
+                                                    [0, 30, 0, 0]])   # 6 at x[3, 1]
+
+
 def test_maxpool_odd_sizes_floor(rng):
     x = rng.standard_normal((2, 5, 7, 3))
     pool = sc.MaxPool2()
@@ -182,3 +198,26 @@ def test_bad_constructor_arguments_are_explained(make, words):
         make()
     for word in words:
         assert word in str(info.value)
+
+
+@pytest.mark.parametrize("channels, bias", [(1, False), (1, True), (3, True), (3, False)])
+def test_conv_reuses_its_window_matrix_only_for_the_same_shape(rng, channels, bias):
+    """Forward refills the window matrix of the last call of the same shape; a new batch size
+    gets a new one; results always equal a fresh layer's."""
+    layer = sc.Conv2D(4, 3, in_channels=channels, bias=bias, dtype=np.float64, rng=rng)
+    if bias:
+        layer.params["biases"][:] = rng.standard_normal(4)
+    fresh = sc.Conv2D(4, 3, in_channels=channels, bias=bias, dtype=np.float64)
+    fresh.params = layer.params
+    batches = [rng.standard_normal((n, 6, 6, channels)) for n in (3, 3, 2, 3)]
+    matrices = []
+    for x in batches:
+        np.testing.assert_array_equal(layer.forward(x), fresh.forward(x))
+        matrices.append(layer.last_columns)
+        d_out = rng.standard_normal((len(x), 4, 4, 4))
+        np.testing.assert_allclose(layer.backward(d_out), fresh.backward(d_out), rtol=0, atol=1e-12)
+        for name in layer.grads:
+            np.testing.assert_array_equal(layer.grads[name], fresh.grads[name])
+        fresh.last_columns = None  # a fresh window matrix every time
+    assert matrices[0] is matrices[1] and matrices[2] is not matrices[1]
+    assert matrices[3].shape[0] == 3 * 4 * 4

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import scratchcnn as sc
+from scratchcnn import loops
 
 
 def tutorial_network(rng, dtype=np.float64, size=8):
@@ -76,3 +77,46 @@ def test_a_diverging_step_raises_before_touching_the_weights(rng):
     after = [p for layer in net.layers for p in layer.params.values()]
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
     assert all(np.isfinite(p).all() for p in after)
+
+
+def test_training_skips_only_the_images_gradient(rng):
+    """loss_and_gradients leaves the first layer's d_x out and every parameter gradient as the
+    full backward computes it; Network.backward and the layer on its own still give d_x."""
+    net = tutorial_network(rng)
+    x = rng.standard_normal((5, 8, 8))
+    labels = rng.integers(0, 3, 5)
+    net.loss_and_gradients(x, labels)
+    skipped = [{k: g.copy() for k, g in layer.grads.items()} for layer in net.layers]
+    _, d_probs = net.cross_entropy(net.forward(x), labels)
+    d_x = net.backward(d_probs)
+    assert d_x.shape == x.shape and np.abs(d_x).sum() > 0
+    for layer, grads in zip(net.layers, skipped):
+        for name in grads:
+            np.testing.assert_allclose(layer.grads[name], grads[name], rtol=1e-9, atol=1e-14)
+    conv = net.layers[0]
+    assert conv.needs_input_grad  # restored after training: the layer on its own returns d_x
+    conv.forward(x)
+    np.testing.assert_array_equal(conv.backward(net.layers[1].backward(
+        net.layers[2].backward(d_probs))), d_x)
+    assert net.backward(d_probs, input_grad=False) is None
+
+
+@pytest.mark.parametrize("first", [sc.Conv3x3, loops.Conv3x3])
+def test_first_layer_is_asked_for_no_input_gradient(rng, first, monkeypatch):
+    net = sc.Network([first(2, dtype=np.float64, rng=rng), sc.MaxPool2(),
+                      sc.Softmax(3 * 3 * 2, 3, dtype=np.float64, rng=rng)])
+    returned = []
+    backward = type(net.layers[0]).backward
+    monkeypatch.setattr(type(net.layers[0]), "backward",
+                        lambda self, d: returned.append(backward(self, d)) or returned[-1])
+    net.loss_and_gradients(rng.standard_normal((2, 8, 8)), np.array([0, 2]))
+    assert returned == [None]
+
+
+def test_parameter_free_layers_before_the_first_dense_are_not_stepped(rng, monkeypatch):
+    net = sc.Network([sc.Flatten(), sc.Dense(4, 3, dtype=np.float64, rng=rng),
+                      sc.Softmax(3, 2, dtype=np.float64, rng=rng)])
+    monkeypatch.setattr(net.layers[0], "backward", lambda d: pytest.fail("Flatten was stepped"))
+    net.loss_and_gradients(rng.standard_normal((3, 2, 2)), np.array([0, 1, 1]))
+    assert net.layers[1].grads["weights"].any()
+    assert net.backward(rng.standard_normal((3, 2)), input_grad=False) is None

@@ -7,6 +7,11 @@ Every layer follows one small interface, so the vectorized layers, their loop tw
   (``last_input``, ...), so a person stepping through it in a debugger sees it.
 * ``backward(d_y) -> d_x``. Returns the gradient w.r.t. the layer's input and fills
   ``grads``; it never updates parameters (an optimizer does).
+* ``needs_input_grad``: True by default, and a layer on its own always returns ``d_x``. When
+  it is False, ``backward`` may skip computing ``d_x`` and return None: during a training
+  step ``Network`` clears it on its first layer with parameters, since nothing uses the
+  gradient w.r.t. the images (it is a quarter of the seed network's step). A layer may ignore
+  the attribute and return ``d_x`` anyway.
 * ``params`` and ``grads``: dicts from parameter name to array, with the same keys.
 * ``window``: ``(size, stride, padding)`` of the input pixels each output pixel is computed
   from, for layers that keep a spatial map (``(1, 1, 0)`` for element-wise layers); ``None``
@@ -23,6 +28,7 @@ class Layer:
     """Base class: a layer with no parameters until a subclass adds some."""
 
     window = None  # (size, stride, padding) for layers with spatial output; see the module doc
+    needs_input_grad = True  # False: backward may skip d_x and return None; see the module doc
 
     def __init__(self):
         self.params = {}

@@ -31,9 +31,13 @@ class Dense(Layer):
         if x.shape[1] != self.in_features:
             raise ValueError(f"Dense: expected input of shape {expected}, got shape {x.shape}")
         self.last_input = x.astype(self.dtype, copy=False)
-        return self.last_input @ self.params["weights"] + self.params["biases"]
+        out = self.last_input @ self.params["weights"]
+        out += self.params["biases"]  # in place: no second (N, out_features) array
+        return out
 
     def backward(self, d_out):
+        """``d_out`` ``(N, out_features)`` -> ``(N, in_features)`` (None when
+        ``needs_input_grad`` is False)."""
         self.grads["weights"] = self.last_input.T @ d_out
         self.grads["biases"] = d_out.sum(axis=0)
-        return d_out @ self.params["weights"].T
+        return d_out @ self.params["weights"].T if self.needs_input_grad else None

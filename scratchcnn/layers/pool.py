@@ -1,15 +1,35 @@
 """2x2 pooling, stride 2: ``(N, H, W, C) -> (N, H//2, W//2, C)``.
 
 Odd sizes floor, as in the tutorial: the last row/column of an odd input is never pooled and
-gets zero gradient.
+gets zero gradient. ``scratchcnn.loops.MaxPool2`` is the plain version, one window at a time;
+these layers compute the same numbers for the whole batch in a few NumPy passes.
 
-Speed note. Channels-last, a pixel's right-hand neighbour sits ``C`` values further on in
-memory. So rather than slicing out the four strided window views (NumPy then loops over runs
-of only ``C`` values, several times slower for C = 8), both layers view the input as
-``(N*H/2, 2, W*C)`` -- the two image rows of each row of windows -- and compare or copy the
-flat data with itself shifted by ``C``: every NumPy call streams over long contiguous runs.
-Along a row of ``W*C`` values, a window's left pixel is the ``C`` values at ``2*C*j`` and its
-right pixel the next ``C`` ("left" and "right" positions below).
+How. Channels-last, a pixel's right-hand neighbour sits ``C`` values further on in memory and
+the pixel below it one image row (``W*C`` values) further on. So rather than slicing out the
+four corners of every window (strided views: NumPy then loops over runs of only ``C`` values,
+several times slower for C = 8), each step combines the whole flat input with itself shifted
+by ``C`` (the "columns" step) or by a row (the "rows" step): every NumPy call streams over one
+long contiguous run. Results are meaningful at the left pixels (columns step) and at the
+top-left pixel of each window (rows step); the other positions hold by-products never used.
+
+Worked example: max-pooling one 4x4 image with one channel, so ``C`` = 1 and a row is 4::
+
+    x             columns step: max of each   rows step: max of those     output
+                  pixel and its right-hand    and the ones below them
+                  neighbour (left pixels)     (top-left pixels)
+    1 3 | 2 2     3 . | 2 .                   4 . | 9 .                   4 9
+    4 0 | 7 9     4 . | 9 .                   . . | . .                   6 1
+    ----+----
+    5 5 | 0 1     5 . | 1 .                   6 . | 1 .
+    5 6 | 1 0     6 . | 1 .                   . . | . .
+
+Backward routes each window's gradient to its first maximum in row-major order (PyTorch's
+rule; the loop twin's ``np.argmax``), read from the same two steps: the right pixel wins its
+pair only when strictly larger (ties go left), the bottom pair only when its maximum is
+strictly larger (ties go up). Above, the gradient of 4 goes to x[1, 0] (3 < 4: bottom; 4 > 0:
+left), of 9 to x[1, 3], of 6 to x[3, 1] (the tie 5 = 5 never matters: 6 below wins), and of 1
+to x[2, 3]: 1 = 1 between the rows, so the top pair, where 0 < 1 picked the right pixel.
+``tests/test_layers.py::test_maxpool_worked_example`` checks exactly this.
 """
 import numpy as np
 
@@ -24,32 +44,35 @@ def _check_input(layer, x):
     return x
 
 
-def _window_rows(x):
-    """``(N, H, W, C)`` -> ``(N*Ho, 2, 2*Wo*C)``: the two image rows under each row of windows.
-
-    Drops the last row/column of odd sizes (a copy only then)."""
+def _flat_even_part(x):
+    """``(N, H, W, C)`` -> its values as one contiguous 1-D array, without the last row/column
+    of odd sizes (a copy only then)."""
     n, h, w, c = x.shape
-    x = np.ascontiguousarray(x[:, :h // 2 * 2, :w // 2 * 2])
-    return x.reshape(n * (h // 2), 2, (w // 2) * 2 * c)
+    return np.ascontiguousarray(x[:, :h // 2 * 2, :w // 2 * 2]).reshape(-1)
 
 
-def _left_positions(row_len, c):
-    """``(row_len,)`` booleans, True at the left pixel of each window."""
-    return np.arange(row_len) % (2 * c) < c
+def shifted(op, flat, shift, dtype=None):
+    """``op(flat[i], flat[i + shift])`` for every ``i`` of the 1-D array ``flat``.
+
+    The last ``shift`` values have no partner: they get ``op(flat[i], flat[i])`` only so that
+    every result is defined (``np.empty`` would leave whatever was in memory). They are right
+    or bottom pixels, whose results are never used."""
+    out = np.empty(flat.shape, dtype or flat.dtype)
+    op(flat[:-shift], flat[shift:], out=out[:-shift])
+    op(flat[-shift:], flat[-shift:], out=out[-shift:])
+    return out
 
 
-def _on_both_pixels(a, c):
-    """Boolean ``a`` that is True only at left positions -> also True on their right pixels."""
-    both = a.copy()
-    both.reshape(-1)[c:] |= a.reshape(-1)[:-c]  # a shift by C never crosses a row of windows
-    return both
+def and_not(a, b, out=None):
+    """``a and not b`` for boolean arrays, in one pass: ``a > b`` holds only for (True, False)."""
+    return np.greater(a, b, out=out)
 
 
-def _spread(d_out, rows_shape):
-    """``(N, Ho, Wo, C)`` -> ``(N*Ho, 1, 2*Wo*C)``: each value repeated on both pixels of its
-    window row (``np.repeat`` copies runs of C values, fast)."""
+def _spread(d_out):
+    """``(N, Ho, Wo, C)`` -> ``(N*Ho, 1, 2*Wo*C)``: each value on both pixels of its window's row
+    (``np.repeat`` copies runs of C values, fast); the 1 broadcasts over the window's two rows."""
     n, ho, wo, c = d_out.shape
-    return np.repeat(d_out.reshape(n, ho, wo, 1, c), 2, axis=3).reshape(rows_shape[0], 1, -1)
+    return np.repeat(d_out.reshape(n, ho, wo, 1, c), 2, axis=3).reshape(n * ho, 1, -1)
 
 
 def _to_input_shape(d_rows, x):
@@ -64,17 +87,16 @@ def _to_input_shape(d_rows, x):
 
 
 class MaxPool2(Layer):
-    """Max over each 2x2 window.
+    """Max over each 2x2 window; see the module docstring for how, with a worked example.
 
     Backward routes each window's gradient to exactly one input: the first maximum in
     row-major order when several are tied (as PyTorch does). Ties are common on MNIST,
     where flat background windows hold four equal values; sending the gradient to every
     tied position, as some tutorials do, would count it up to four times.
 
-    Forward takes the max in two steps: between the two columns of each window (ties go
-    left), then between the maxima of its two rows (ties go up) -- exactly the first maximum
-    in row-major order. It caches ``last_mask`` ``(N*Ho, 2, 2*Wo*C)``, True at the one routed
-    maximum of each window, so backward is a single multiply. The output may be a strided view.
+    Forward keeps ``last_column_max`` (the columns step) so that backward can tell which pixel
+    won; prediction, which never goes backward, pays for the two max steps only. The output
+    is a strided view of the rows step's result.
     """
     window = (2, 2, 0)  # (size, stride, padding)
 
@@ -82,35 +104,45 @@ class MaxPool2(Layer):
         x = _check_input(self, x)
         self.last_input = x
         n, h, w, c = x.shape
-        rows = _window_rows(x)                                  # (N*Ho, 2, 2*Wo*C)
-        flat, is_left = rows.reshape(-1), _left_positions(rows.shape[2], c)
-
-        # Step 1, columns: every value against the one C further on (valid at left positions).
-        right_wins = np.zeros(rows.shape, bool)
-        np.greater(flat[c:], flat[:-c], out=right_wins.reshape(-1)[:-c])
-        column_max = np.empty_like(rows)
-        np.maximum(flat[:-c], flat[c:], out=column_max.reshape(-1)[:-c])
-        column_max.reshape(-1)[-c:] = flat[-c:]
-        # Step 2, rows: the column maxima of each window's top row against its bottom row.
-        top, bottom = column_max[:, 0], column_max[:, 1]
-        bottom_wins = bottom > top                              # (N*Ho, 2*Wo*C)
-        out = np.maximum(top, bottom).reshape(n, h // 2, w // 2, 2 * c)[..., :c]
-
-        # One True per window (boolean passes are cheap, unlike np.where or masked copies):
-        # in the winning column -- the left pixel unless right_wins, else the right pixel...
-        right_wins &= is_left
-        self.last_mask = np.greater(is_left, right_wins)   # left positions: not right_wins
-        self.last_mask.reshape(-1)[c:] |= right_wins.reshape(-1)[:-c]
-        # ...and in the winning row.
-        bottom_wins = _on_both_pixels(bottom_wins & is_left, c)
-        np.greater(self.last_mask[:, 0], bottom_wins, out=self.last_mask[:, 0])
-        self.last_mask[:, 1] &= bottom_wins
-        return out
+        flat = _flat_even_part(x)                     # (N*H2*W2*C,)
+        row = (w // 2) * 2 * c                        # the pixel below is a row further on
+        # Step 1, columns: each value and its right-hand neighbour, C values further on.
+        self.last_column_max = shifted(np.maximum, flat, c)
+        # Step 2, rows: each of those and the one below it.
+        window_max = shifted(np.maximum, self.last_column_max, row)
+        return window_max.reshape(n, h // 2, 2, w // 2, 2, c)[:, :, 0, :, 0]  # top-left pixels
 
     def backward(self, d_out):
         """``d_out`` ``(N, H//2, W//2, C)`` -> ``(N, H, W, C)``, nonzero only at the maxima."""
-        d_rows = _spread(d_out, self.last_mask.shape) * self.last_mask
+        n, h, w, c = self.last_input.shape
+        row = (w // 2) * 2 * c
+        d_rows = _spread(d_out) * self._routing_mask(c, row).reshape(-1, 2, row)
         return _to_input_shape(d_rows, self.last_input)
+
+    def _routing_mask(self, c, row):
+        """``(N*H2/2, 2*row)`` booleans, one line per pair of image rows: True at the one input
+        each window's gradient goes to."""
+        flat, column_max = _flat_even_part(self.last_input), self.last_column_max
+        pair = np.arange(2 * row)                     # positions along a pair of image rows
+        is_left, is_top = pair % (2 * c) < c, pair < row
+        # Which pixel of each row's pair wins (meaningful at left pixels): the right one only if
+        # strictly larger. True on the winner: the left pixel, or C values on for the right.
+        right_wins = shifted(np.less, flat, c, bool)  # x[i] < x[i + C]
+        lines = right_wins.reshape(-1, 2 * row)       # the same, a line per pair of image rows
+        lines &= is_left
+        column_choice = and_not(is_left, lines)
+        column_choice.reshape(-1)[c:] |= right_wins[:-c]
+        # Which row of each window wins (meaningful at top-left pixels): the bottom one only if
+        # strictly larger. True on both pixels of the winning row.
+        bottom_wins = shifted(np.less, column_max, row, bool)
+        lines = bottom_wins.reshape(-1, 2 * row)
+        lines &= is_left & is_top
+        bottom_wins[c:] |= bottom_wins[:-c]           # onto the top row's right pixel (NumPy
+                                                      # reads overlapping operands unshifted)
+        row_choice = and_not(is_top, lines)
+        row_choice.reshape(-1)[row:] |= bottom_wins[:-row]  # onto the bottom row
+        column_choice &= row_choice                   # the winning pixel of the winning row
+        return column_choice
 
 
 class AvgPool2(Layer):
@@ -122,15 +154,12 @@ class AvgPool2(Layer):
         x = x.astype(float_dtype(x), copy=False)  # integer pixels would overflow in the sum
         self.last_input = x
         n, h, w, c = x.shape
-        rows = _window_rows(x)
-        row_sum = rows[:, 0] + rows[:, 1]                        # (N*Ho, 2*Wo*C)
-        flat = row_sum.reshape(-1)
-        window_sum = flat[:-c] + flat[c:]                        # valid at left positions
-        window_sum = np.append(window_sum, flat[-c:]).reshape(n, h // 2, w // 2, 2 * c)
-        return window_sum[..., :c] / 4
+        flat = _flat_even_part(x)
+        column_sum = shifted(np.add, flat, c)                     # the same two steps as
+        window_sum = shifted(np.add, column_sum, (w // 2) * 2 * c)  # MaxPool2, adding
+        return window_sum.reshape(n, h // 2, 2, w // 2, 2, c)[:, :, 0, :, 0] / 4
 
     def backward(self, d_out):
-        share = _spread(d_out / 4, (d_out.shape[0] * d_out.shape[1],))
-        n, h, w, c = self.last_input.shape
+        share = _spread(d_out / 4)                                # (N*Ho, 1, 2*Wo*C)
         d_rows = np.broadcast_to(share, (share.shape[0], 2, share.shape[2]))
         return _to_input_shape(np.ascontiguousarray(d_rows), self.last_input)

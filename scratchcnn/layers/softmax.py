@@ -44,7 +44,8 @@ class Softmax(Layer):
                              f"after the batch axis")
         self.last_input_shape = x.shape
         self.last_input = x.reshape(len(x), -1).astype(self.dtype, copy=False)  # (N, input_len)
-        self.last_totals = self.last_input @ self.params["weights"] + self.params["biases"]
+        self.last_totals = self.last_input @ self.params["weights"]
+        self.last_totals += self.params["biases"]
         self.last_output = stable_softmax(self.last_totals)
         return self.last_output
 
@@ -56,7 +57,10 @@ class Softmax(Layer):
         return self.backward_from_logits(d_totals)
 
     def backward_from_logits(self, d_totals):
-        """``d_totals`` ``(N, nodes)``, gradient w.r.t. the logits -> gradient w.r.t. the input."""
+        """``d_totals`` ``(N, nodes)``, gradient w.r.t. the logits -> gradient w.r.t. the input
+        (None when ``needs_input_grad`` is False)."""
         self.grads["weights"] = self.last_input.T @ d_totals
         self.grads["biases"] = d_totals.sum(axis=0)
+        if not self.needs_input_grad:
+            return None
         return (d_totals @ self.params["weights"].T).reshape(self.last_input_shape)
