@@ -21,7 +21,7 @@ import numpy as np
 from ..backprop import DEFAULT_LR, backward_pass
 from ..data import MnistUnavailableError, load_mnist, normalize
 from ..imaging import MNIST_SIZE, to_mnist
-from .describe import DECIMALS, describe_stage, rounded
+from .describe import DECIMALS, describe_array, describe_stage, rounded
 from .networks import runner_for
 from .parsing import RequestError, bad_request, drawing_from, parse_json_object
 
@@ -88,13 +88,9 @@ def rounded_gradient(array):
 
 def describe_gradient(values):
     """A gradient shaped like a layer's output -> the format of ``/api/predict``'s layer
-    entries: ``{"shape", "min", "max"}`` plus ``"maps"`` ``(C, H, W)`` or ``"values"`` ``(D,)``."""
-    entry = {"shape": list(values.shape), "min": float(values.min()), "max": float(values.max())}
-    if values.ndim == 3:
-        entry["maps"] = rounded_gradient(np.moveaxis(values, -1, 0))   # (H, W, C) -> (C, H, W)
-    else:
-        entry["values"] = rounded_gradient(values.reshape(-1))
-    return entry
+    entries: ``{"shape", "min", "max"}`` plus ``"maps"`` ``(C, H, W)`` or ``"values"`` ``(D,)``.
+    Gradients keep significant digits (``rounded_gradient``) and their exact min and max."""
+    return describe_array(values, rounded_gradient, float)
 
 
 def describe_backward(pixels, result):
