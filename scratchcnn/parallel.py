@@ -21,7 +21,8 @@ How, for a batch of N images cut in parts of n_i:
 The numbers differ from the one-thread step only by float rounding (sums in another order).
 Layers whose output depends on the rest of the batch (``BatchNorm``'s batch statistics) or that
 draw random numbers (``Dropout``: two threads would draw from its generator in a racy order)
-can't be split; ``Network.train_step`` then runs the whole batch as before.
+can't be split, nor layers whose methods were replaced on the instance (a profiler's timers:
+the copies would call the original's); ``Network.train_step`` then runs the whole batch.
 After a split step ``network.outputs`` and the layers' ``last_*`` caches are not refreshed:
 the halves' are in ``network.splitter.halves``.
 """
@@ -35,11 +36,21 @@ import threadpoolctl
 from .layers import AvgPool2, Conv2D, Dense, Flatten, MaxPool2, ReLU, Softmax
 
 SPLITTABLE = (Conv2D, Dense, Flatten, MaxPool2, AvgPool2, ReLU, Softmax)
+METHODS = ("forward", "backward", "backward_from_logits")
+
+
+def why_unsplittable(layer):
+    """Why ``layer`` can't run on part of a batch, or None if it can."""
+    if not isinstance(layer, SPLITTABLE):
+        return "its output or its random draws depend on the whole batch"
+    if any(name in vars(layer) for name in METHODS):  # e.g. benchmarks/where_time_goes.py's timers
+        return "its methods were replaced on the instance, and its copies would call the original's"
+    return None
 
 
 def unsplittable_layer(layers):
-    """The first layer that can't run on part of a batch (see the module doc), else None."""
-    return next((layer for layer in layers if not isinstance(layer, SPLITTABLE)), None)
+    """``(layer, reason)`` for the first layer that can't run on part of a batch, else None."""
+    return next(((layer, why) for layer in layers if (why := why_unsplittable(layer))), None)
 
 
 def replica(layer):
@@ -64,9 +75,8 @@ class BatchSplitter:
     def __init__(self, network, threads):
         bad = unsplittable_layer(network.layers)
         if bad is not None:
-            raise ValueError(f"BatchSplitter: can't split a batch through {type(bad).__name__} "
-                             f"(its output or its random draws depend on the whole batch); "
-                             f"train this network on one thread (batch_threads=1)")
+            raise ValueError(f"BatchSplitter: can't split a batch through {type(bad[0]).__name__} "
+                             f"({bad[1]}); train this network on one thread (batch_threads=1)")
         if threads < 2:
             raise ValueError(f"BatchSplitter: needs threads >= 2, got {threads}")
         self.network, self.threads = network, threads
@@ -77,8 +87,10 @@ class BatchSplitter:
         self.blas = threadpoolctl.ThreadpoolController()
 
     def fits(self, network, threads):
-        """True while ``network`` still has the layers and parameter dicts the halves share."""
+        """True while ``network`` still has the layers and parameter dicts the halves share (and
+        they can still be split)."""
         return (threads == self.threads and len(network.layers) == len(self.layers)
+                and unsplittable_layer(network.layers) is None
                 and all(a is b and a.params is h.params
                         for a, b, h in zip(network.layers, self.layers, self.halves[0].layers)))
 

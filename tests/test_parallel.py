@@ -103,3 +103,18 @@ def test_an_error_in_a_part_reaches_the_caller(rng):
     labels[-1] = 10  # in the second part, run by the worker thread
     with pytest.raises(ValueError, match="label"):
         network.train_step(x, labels, sc.SGD(1e-3))
+
+
+def test_layers_with_methods_replaced_on_the_instance_run_whole(rng, monkeypatch):
+    """A profiler's timers wrap the original layer's methods: copies would call the original's."""
+    monkeypatch.setattr(runtime, "_threads_in_force", 2)
+    network, calls = build_model("classic"), []
+    network.train_step(*batch(rng, 4), sc.SGD(1e-3))  # split, before the timers
+    conv = network.layers[2]
+    original = conv.forward
+    conv.forward = lambda x: calls.append(len(x)) or original(x)
+    network.train_step(*batch(rng, 4), sc.SGD(1e-3))
+    assert calls == [4]  # the whole batch, through the wrapped method
+    network.batch_threads = 2
+    with pytest.raises(ValueError, match="replaced on the instance"):
+        network.train_step(*batch(rng, 4), sc.SGD(1e-3))
