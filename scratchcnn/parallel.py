@@ -86,6 +86,11 @@ class BatchSplitter:
         self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="scratchcnn-part")
         self.blas = threadpoolctl.ThreadpoolController()
 
+    def __reduce__(self):
+        """Copied or pickled, a splitter becomes None (threads can't be copied): a copy of the
+        network makes its own at its first split step."""
+        return type(None), ()
+
     def fits(self, network, threads):
         """True while ``network`` still has the layers and parameter dicts the halves share (and
         they can still be split)."""

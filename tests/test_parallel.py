@@ -118,3 +118,16 @@ def test_layers_with_methods_replaced_on_the_instance_run_whole(rng, monkeypatch
     network.batch_threads = 2
     with pytest.raises(ValueError, match="replaced on the instance"):
         network.train_step(*batch(rng, 4), sc.SGD(1e-3))
+
+
+def test_a_copied_network_makes_its_own_splitter(rng):
+    """Networks are deep-copied (snapshots, the page's runners); threads can't be."""
+    import copy
+    import pickle
+    network = build_model("classic")
+    network.batch_threads = 2
+    network.train_step(*batch(rng, 4), sc.SGD(1e-3))
+    for twin in (copy.deepcopy(network), pickle.loads(pickle.dumps(network))):
+        assert twin.splitter is None
+        twin.train_step(*batch(rng, 4), sc.SGD(1e-3))
+        assert twin.splitter.halves[0].layers[0].params is twin.layers[0].params
