@@ -114,7 +114,8 @@ class Network:
         """One minibatch of training. Returns ``(mean loss, number correct)``.
 
         Raises ``TrainingDiverged`` *before* updating if the loss is NaN or infinite, so the
-        weights stay those of the last good step.
+        weights stay those of the last good step. On several threads (``batch_threads``, or the
+        runtime's count) the batch's parts run at once: see ``scratchcnn.parallel``.
         """
         # Overflow is reported once below, with advice, instead of as NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore"):
