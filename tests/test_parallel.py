@@ -75,7 +75,8 @@ def test_the_runtime_thread_count_splits_when_every_layer_can(rng, monkeypatch):
     assert build_model("classic")._batch_runner().__class__ is sc.Network
 
 
-@pytest.mark.parametrize("coupling", [lambda: sc.BatchNorm(2), lambda: sc.Dropout(0.5, rng=np.random.default_rng(0))])
+@pytest.mark.parametrize("coupling", [lambda: sc.BatchNorm(2),
+                                      lambda: sc.Dropout(0.5, rng=np.random.default_rng(0))])
 def test_layers_that_couple_the_batch_are_refused(rng, coupling):
     network = sc.Network([sc.Conv2D(2, 3), coupling(), sc.Flatten(), sc.Softmax(26 * 26 * 2, 10)])
     network.batch_threads = 2
