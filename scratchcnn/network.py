@@ -10,6 +10,7 @@ import contextlib
 
 import numpy as np
 
+from . import parallel, runtime
 from .losses import check_labels, cross_entropy, softmax_cross_entropy
 
 EVAL_BATCH = 500  # images per forward pass when predicting or evaluating: bounds im2col's memory
@@ -32,6 +33,10 @@ class Network:
             raise ValueError("Network: needs at least one layer")
         self.outputs = []  # after forward: [input, output of layer 0, output of layer 1, ...]
         self.input_gradient = None  # after loss_and_gradients(..., input_grad=True): dL/dx
+        # Parts of each training batch run at once (scratchcnn.parallel): None follows
+        # scratchcnn.runtime's thread count, 1 never splits.
+        self.batch_threads = None
+        self.splitter = None  # the parallel.BatchSplitter in use, made by the first split step
 
     cross_entropy = staticmethod(cross_entropy)
 
@@ -109,15 +114,26 @@ class Network:
         """One minibatch of training. Returns ``(mean loss, number correct)``.
 
         Raises ``TrainingDiverged`` *before* updating if the loss is NaN or infinite, so the
-        weights stay those of the last good step.
+        weights stay those of the last good step. On several threads (``batch_threads``, or the
+        runtime's count) the batch's parts run at once: see ``scratchcnn.parallel``.
         """
         # Overflow is reported once below, with advice, instead of as NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore"):
-            loss, probs = self.loss_and_gradients(x, labels)
+            loss, probs = self._batch_runner().loss_and_gradients(x, labels)
         if not np.isfinite(loss):
             raise TrainingDiverged(loss)
         optimizer.step(self.layers)
         return loss, int((probs.argmax(axis=1) == labels).sum())
+
+    def _batch_runner(self):
+        """``self``, or a ``parallel.BatchSplitter`` when training on several threads: set by
+        ``batch_threads``, or else by the runtime's thread count if every layer can be split."""
+        threads = self.batch_threads or runtime.threads_in_force()
+        if threads < 2 or (self.batch_threads is None and parallel.unsplittable_layer(self.layers)):
+            return self
+        if self.splitter is None or not self.splitter.fits(self, threads):
+            self.splitter = parallel.BatchSplitter(self, threads)  # refuses unsplittable layers
+        return self.splitter
 
     @contextlib.contextmanager
     def evaluating(self):

@@ -20,7 +20,10 @@ chosen from the current load, because it changes float32 rounding: the same seed
 same metrics, and a resumed run the same result as an uninterrupted one. So: one thread for
 ``"train"`` (the seed network) and ``"benchmark"``; two (at most the core count) for
 ``"train-large"`` (classic, mlp) and ``"inference"``, with ``contention_warning`` telling the
-user when other processes keep a core busy. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every use; an
+user when other processes keep a core busy. With two threads, ``Network.train_step`` runs the two
+halves of each batch at once, each on one BLAS thread (``scratchcnn.parallel``), when every
+layer allows it (not Dropout or BatchNorm): that also puts the second core to work on NumPy's
+element-wise passes, and threads that wait don't spin. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every use; an
 ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` the user set before
 starting is left alone.
 
@@ -45,6 +48,7 @@ USES = tuple(DEFAULT_THREADS)
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # What the user had set before we touched anything (ours must not look like theirs later).
 _USER_BLAS_SETTINGS = {name: os.environ[name] for name in BLAS_VARIABLES if name in os.environ}
+_threads_in_force = None  # what set_blas_threads last set; None until then
 
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -107,10 +111,17 @@ def set_blas_threads(threads):
     for name in BLAS_VARIABLES:
         if explicit or name not in _USER_BLAS_SETTINGS:
             os.environ[name] = str(threads)
-    threads = int(os.environ["OPENBLAS_NUM_THREADS"])
+    global _threads_in_force
+    threads = _threads_in_force = int(os.environ["OPENBLAS_NUM_THREADS"])
     if "numpy" in sys.modules:
         threadpoolctl.threadpool_limits(limits=threads, user_api="blas")  # stays in force
     return threads
+
+
+def threads_in_force():
+    """The thread count ``configure`` last set, 1 if it was never called. ``Network.train_step``
+    runs that many parts of each batch at once (``scratchcnn.parallel``) when the layers allow."""
+    return _threads_in_force or 1
 
 
 def tune_malloc():

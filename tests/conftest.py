@@ -1,6 +1,15 @@
 import numpy as np
 import pytest
 
+from scratchcnn import runtime
+
+
+@pytest.fixture(autouse=True)
+def one_training_thread(monkeypatch):
+    """Every test starts as if ``runtime.configure`` had never run (``train_step`` on one
+    thread), whatever an earlier test configured in this process."""
+    monkeypatch.setattr(runtime, "_threads_in_force", None)
+
 
 @pytest.fixture
 def rng():

@@ -27,6 +27,7 @@ def run(script, *extra, tmp_path):
     ("conv_loop_vs_vectorized.py", []),
     ("scaling.py", []),
     ("blas_threads.py", []),
+    ("predict_while_training.py", []),
     ("where_time_goes.py", []),
 ])
 def test_benchmark_runs_quick(script, extra, tmp_path):

@@ -151,6 +151,99 @@ def test_draw_a_one_and_watch_it_flow(server, browser, tmp_path):
     assert not errors, errors
 
 
+# ----------------------------------------------------------------------------- watch it learn
+
+@pytest.fixture(scope="module")
+def training_server(tmp_path_factory):
+    srv = make_server(build_model("seed", seed=0), "127.0.0.1", 0, description="untrained test network",
+                      save_dir=str(tmp_path_factory.mktemp("saved")))
+    srv.desk.test_size = 1000   # the test accuracy after each epoch: quick
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+CANVAS_DATA = """
+    const c = typeof arguments[0] === 'string' ? document.querySelector(arguments[0]) : arguments[0];
+    return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data).join(',');"""
+LIT_PIXELS = """
+    const c = arguments[0], d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let lit = 0;
+    for (let i = 0; i < d.length; i += 4) lit += d[i + 3] > 0 && d[i + 2] > 200 && d[i] < 150;  // the blue line
+    return lit;"""
+
+
+def draw_seven(browser, pad):
+    from selenium.webdriver.common.action_chains import ActionChains
+    stroke = ActionChains(browser, duration=20).move_to_element_with_offset(pad, -60, -80).click_and_hold()
+    for _ in range(6):
+        stroke.move_by_offset(20, 0)
+    for _ in range(9):
+        stroke.move_by_offset(-8, 20)
+    stroke.release().perform()
+
+
+def probabilities(browser):
+    """The 10 bars' percentages as shown (the bars are rebuilt on every answer)."""
+    return browser.execute_script("return [...document.querySelectorAll('#probs li i')].map(i => i.textContent);")
+
+
+def test_train_from_the_page_and_watch_it_learn(training_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(training_server.url)
+    wait = WebDriverWait(browser, 60, poll_frequency=0.1)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#probs li")) == 10)
+    wait.until(lambda d: d.find_element(By.ID, "train-epochs").get_attribute("value") == "3")  # seed's defaults
+    pad = browser.find_element(By.ID, "pad")
+    draw_seven(browser, pad)
+    wait.until(lambda d: d.find_element(By.ID, "prediction").text.strip().isdigit())
+    untrained = probabilities(browser)
+
+    for field, value in (("train-epochs", "4"), ("train-size", "15000")):
+        box = browser.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(value)
+    browser.find_element(By.ID, "train-start").click()
+
+    # The curves and the filters appear, then change; the drawing is re-scored by the snapshots.
+    loss, filters = browser.find_element(By.ID, "train-loss"), browser.find_element(By.ID, "train-filters")
+    wait.until(lambda d: "Epoch" in d.find_element(By.ID, "train-status").text)
+    assert browser.find_element(By.ID, "train-stop").is_enabled()
+    wait.until(lambda d: d.execute_script(LIT_PIXELS, loss) > 20)
+    first_curve = browser.execute_script(CANVAS_DATA, loss)
+    assert len(filters.find_elements(By.TAG_NAME, "canvas")) == 8
+    first_filters = browser.execute_script(CANVAS_DATA, "#train-filters canvas")
+    wait.until(lambda d: d.execute_script(CANVAS_DATA, loss) != first_curve)
+    wait.until(lambda d: d.execute_script(CANVAS_DATA, "#train-filters canvas") != first_filters)
+    wait.until(lambda d: probabilities(d) != untrained)
+
+    # A drawing made during training is scored by the training network, and its bars move.
+    assert "training" in browser.find_element(By.TAG_NAME, "body").get_attribute("class")
+    browser.find_element(By.ID, "clear").click()
+    draw_seven(browser, pad)
+    wait.until(lambda d: d.find_element(By.ID, "prediction").text.strip().isdigit())
+    during = probabilities(browser)
+    wait.until(lambda d: probabilities(d) != during)
+
+    # The end: a line says the page now serves the network just trained, and it does.
+    WebDriverWait(browser, 180, poll_frequency=0.2).until(
+        lambda d: d.find_element(By.ID, "train-done").is_displayed())
+    assert "now serves the network just trained" in browser.find_element(By.ID, "train-done").text
+    wait.until(lambda d: "trained on the page (job 1)" in d.find_element(By.ID, "model-info").text)
+    assert browser.find_elements(By.CSS_SELECTOR, "#train-accuracy") and \
+        browser.execute_script(LIT_PIXELS, browser.find_element(By.ID, "train-accuracy")) > 20
+    assert not browser.find_element(By.ID, "train-stop").is_enabled()
+    wait.until(lambda d: d.find_element(By.ID, "prediction").text.strip().isdigit())
+
+    screenshot = tmp_path / "serve-train.png"
+    browser.save_screenshot(str(screenshot))
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(screenshot, ARTIFACTS / "serve-train.png")
+
 def test_the_backward_view(server, browser, tmp_path, monkeypatch):
     """Draw, flip to the backward view, hover gradient pixels (pooling, convolution, softmax),
     tap one with a finger, ask "what if it were a ...?", take a step, then show a mistake."""

@@ -3,11 +3,17 @@
 Serves one page (``scratchcnn/static/``) and a small JSON API with the standard library's
 threading HTTP server::
 
-    GET  /              the page (index.html; its style.css and app.js under /static/)
+    GET  /              the page (index.html; its style.css, app.js, train.js, backward.js under /static/)
     GET  /api/model     the network: every layer, its output shape, its window, conv filters
     POST /api/predict   a drawing -> the 28x28 input, every layer's output, the 10 probabilities
     POST /api/backward  a drawing and a target label -> the loss, every stage's gradient, one SGD step
     GET  /api/test-image, /api/templates   an MNIST test image (or a mistake); the last layer's weights
+    POST /api/train, POST /api/train/stop, GET /api/train   start, stop, ask about a training job
+    GET  /api/train/events   the job's progress, epochs, snapshots and end, as Server-Sent Events
+
+``/api/predict`` and ``/api/backward`` take ``"network": "training"`` to run the latest snapshot
+of the network being trained (``networks.runner_for``); a finished job's network becomes the
+served one.
 
 The drawing goes through ``imaging.to_mnist``, exactly as ``python -m scratchcnn.predict``
 does, then ``data.normalize``. Request and response shapes are in the README ("Draw a digit,
@@ -21,7 +27,10 @@ One module per concern:
 * ``parsing``: request bodies -> checked values, or a ``RequestError`` with status and message;
 * ``describe`` and ``runner``: the network as JSON, and running it safely for many threads;
 * ``backward``: the backward pass (``scratchcnn.backprop``), test images and weight templates;
-* ``startup`` and ``command``: the network to serve (a checkpoint or brief training), the CLI.
+* ``train_routes``, ``training_desk``, ``jobs`` and ``events``: training from the page (the
+  routes; one job at a time and what its end changes; the ``Trainer`` in a thread; the event
+  broadcast); ``networks``: which network a request runs on;
+* ``startup`` and ``command``: the network to serve (a checkpoint, untrained, or brief training), the CLI.
 
 Safety, in brief: binds 127.0.0.1 unless told otherwise; request bodies over ``MAX_BODY_BYTES``
 are refused (413) before they are read; the page's files are read into memory at start-up and

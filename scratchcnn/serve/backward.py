@@ -21,7 +21,8 @@ import numpy as np
 from ..backprop import DEFAULT_LR, backward_pass
 from ..data import MnistUnavailableError, load_mnist, normalize
 from ..imaging import MNIST_SIZE, to_mnist
-from .describe import DECIMALS, describe_stage, rounded
+from .describe import DECIMALS, describe_array, describe_stage, rounded
+from .networks import runner_for
 from .parsing import RequestError, bad_request, drawing_from, parse_json_object
 
 MAX_LR = 10.0         # larger steps only overflow; nobody learns anything from them
@@ -41,7 +42,11 @@ def parse_backward(body, num_classes):
     to ``num_classes - 1``, required. ``lr``: a number in ``(0, MAX_LR]``, default 0.1.
     Raises ``RequestError`` (400) saying what is wrong.
     """
-    request = parse_json_object(body, BACKWARD_EXAMPLE)
+    return backward_fields(parse_json_object(body, BACKWARD_EXAMPLE), num_classes)
+
+
+def backward_fields(request, num_classes):
+    """A parsed ``POST /api/backward`` object -> ``(pixels, label, lr)``; see ``parse_backward``."""
     if "label" not in request:
         raise bad_request(f'missing "label": the target digit of the loss, an integer from 0 to '
                           f'{num_classes - 1}, e.g. {BACKWARD_EXAMPLE}')
@@ -83,13 +88,9 @@ def rounded_gradient(array):
 
 def describe_gradient(values):
     """A gradient shaped like a layer's output -> the format of ``/api/predict``'s layer
-    entries: ``{"shape", "min", "max"}`` plus ``"maps"`` ``(C, H, W)`` or ``"values"`` ``(D,)``."""
-    entry = {"shape": list(values.shape), "min": float(values.min()), "max": float(values.max())}
-    if values.ndim == 3:
-        entry["maps"] = rounded_gradient(np.moveaxis(values, -1, 0))   # (H, W, C) -> (C, H, W)
-    else:
-        entry["values"] = rounded_gradient(values.reshape(-1))
-    return entry
+    entries: ``{"shape", "min", "max"}`` plus ``"maps"`` ``(C, H, W)`` or ``"values"`` ``(D,)``.
+    Gradients keep significant digits (``rounded_gradient``) and their exact min and max."""
+    return describe_array(values, rounded_gradient, float)
 
 
 def describe_backward(pixels, result):
@@ -111,18 +112,22 @@ def describe_backward(pixels, result):
 
 
 def post_backward(request):
-    """``POST /api/backward``: ``parse_backward`` -> ``backward_pass`` -> ``describe_backward``."""
-    runner = request.server.runner
-    pixels, label, lr = parse_backward(request.read_body(), runner.num_classes)
-    try:
-        result = backward_pass(runner.network, normalize(pixels), label, lr)
-    except Exception:  # a bug of ours: say so, keep serving
-        traceback.print_exc()
-        raise RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, "the backward pass failed on this "
-                           "drawing; see the server's output") from None
-    if not np.isfinite(result.probabilities_after_step).all():
-        raise bad_request(f"one SGD step with lr {lr:g} made the probabilities overflow; try a smaller lr")
-    request.send_json(describe_backward(pixels, result))
+    """``POST /api/backward``: ``parse_backward`` -> ``backward_pass`` -> ``describe_backward``, on
+    the served network or, with ``"network": "training"``, the training job's latest snapshot
+    (``networks.runner_for``); a training job waits between two steps meanwhile."""
+    with request.server.desk.requests_first.serving():
+        fields = parse_json_object(request.read_body(), BACKWARD_EXAMPLE)
+        runner = runner_for(request.server, fields.get("network"))
+        pixels, label, lr = backward_fields(fields, runner.num_classes)
+        try:
+            result = backward_pass(runner.network, normalize(pixels), label, lr)
+        except Exception:  # a bug of ours: say so, keep serving
+            traceback.print_exc()
+            raise RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, "the backward pass failed on this "
+                               "drawing; see the server's output") from None
+        if not np.isfinite(result.probabilities_after_step).all():
+            raise bad_request(f"one SGD step with lr {lr:g} made the probabilities overflow; try a smaller lr")
+        request.send_json(describe_backward(pixels, result))
 
 
 # --------------------------------------------------------------------------- GET /api/test-image

@@ -1,6 +1,7 @@
 """The command line, ``python -m scratchcnn.serve``: options, start-up, serving until Ctrl-C."""
 import argparse
 import errno
+import os
 import sys
 
 from .. import cli, runtime
@@ -26,13 +27,19 @@ def build_parser():
                     "28x28 input it sees, every layer's feature maps, the 10 probabilities.")
     parser.add_argument("--model", metavar="PATH",
                         help="checkpoint from `python -m scratchcnn.train --save PATH`; without it "
-                             "the tutorial network is trained for a few seconds first")
+                             "the page starts with the untrained tutorial network: press Train")
+    parser.add_argument("--train-first", action="store_true",
+                        help="without --model: train the tutorial network for a few seconds "
+                             "before serving, instead of starting untrained")
+    parser.add_argument("--save-dir", metavar="DIR",
+                        help="save every network trained on the page here, as a checkpoint "
+                             "for --model (default: not saved)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: only this computer; "
                              "0.0.0.0 lets your network in)")
     parser.add_argument("--port", type=port_number, default=8000,
                         help="port to listen on (default 8000; 0 picks a free one)")
-    parser.add_argument("--data-dir", metavar="DIR", help="MNIST folder, for training without --model")
+    parser.add_argument("--data-dir", metavar="DIR", help="MNIST folder, for training")
     parser.add_argument("--log", action="store_true", help="log every request, not just errors")
     return parser
 
@@ -56,10 +63,11 @@ def main(argv=None):
 def serve(args):
     """Start up as ``args`` say and serve until Ctrl-C; returns the exit code."""
     try:
-        network, description = network_to_serve(args.model, args.data_dir)
-        server = make_server(network, args.host, args.port, description, args.log)
-        server.data_dir = args.data_dir   # where GET /api/test-image finds MNIST
-    except (CheckpointError, MnistUnavailableError, TrainingFailed) as e:
+        save_dir = check_save_dir(args.save_dir)
+        network, description = network_to_serve(args.model, args.data_dir, args.train_first)
+        server = make_server(network, args.host, args.port, description, args.log,
+                             save_dir, args.data_dir)
+    except (CheckpointError, MnistUnavailableError, TrainingFailed, ValueError) as e:
         return cli.fail(e)
     except KeyboardInterrupt:
         print("\nStopped.", file=sys.stderr)
@@ -70,10 +78,36 @@ def serve(args):
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        print("\nStopped.")
+        job = server.desk.job
+        print(f"\nStopping training job {job.id} at its next step (Ctrl-C again quits at once)"
+              if job is not None and job.running else "", flush=True)
     finally:
+        code = close(server)
+    print("Stopped.", flush=True)
+    return code
+
+
+def close(server):
+    """Close ``server``: a running job stops between two steps and is waited for. Returns the
+    exit code: 130 when a second Ctrl-C cut the wait short."""
+    try:
         server.server_close()
+    except KeyboardInterrupt:
+        return cli.EXIT_INTERRUPTED
     return cli.EXIT_OK
+
+
+def check_save_dir(folder):
+    """``--save-dir``: the folder, created if needed and checked writable now, or None."""
+    if not folder:
+        return None
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--save-dir {folder}: can't create it ({e.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--save-dir {folder}: can't write there; pick a folder you can write to")
+    return folder
 
 
 def cannot_listen(error, host, port):

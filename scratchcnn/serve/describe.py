@@ -69,12 +69,17 @@ def describe_stage(values):
     A map ``(H, W, C)`` gives ``"maps"`` listed channel-first, ``(C, H, W)``, for drawing;
     anything else gives ``"values"``, flattened to ``(D,)``.
     """
-    entry = {"shape": list(values.shape), "min": round(float(values.min()), DECIMALS),
-             "max": round(float(values.max()), DECIMALS)}
+    return describe_array(values, rounded, lambda bound: round(float(bound), DECIMALS))
+
+
+def describe_array(values, round_values, round_bound):
+    """``describe_stage``'s format, with the rounding of the values and of min/max given."""
+    entry = {"shape": list(values.shape), "min": round_bound(values.min()),
+             "max": round_bound(values.max())}
     if values.ndim == 3:
-        entry["maps"] = rounded(np.moveaxis(values, -1, 0))   # (H, W, C) -> (C, H, W)
+        entry["maps"] = round_values(np.moveaxis(values, -1, 0))   # (H, W, C) -> (C, H, W)
     else:
-        entry["values"] = rounded(values.reshape(-1))
+        entry["values"] = round_values(values.reshape(-1))
     return entry
 
 

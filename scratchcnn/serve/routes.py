@@ -13,8 +13,9 @@ import importlib.resources
 import traceback
 from http import HTTPStatus
 
-from . import backward
-from .parsing import RequestError, parse_drawing
+from . import backward, train_routes
+from .networks import runner_for
+from .parsing import RequestError, drawing_from, parse_json_object
 
 # Every path a GET may ask for, and the packaged file it answers with. Nothing else is served.
 STATIC_FILES = {
@@ -22,6 +23,7 @@ STATIC_FILES = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/static/style.css": ("style.css", "text/css; charset=utf-8"),
     "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/train.js": ("train.js", "text/javascript; charset=utf-8"),
     "/static/backward.js": ("backward.js", "text/javascript; charset=utf-8"),
 }
 
@@ -45,21 +47,30 @@ def get_model(request):
 
 
 def post_predict(request):
-    """``POST /api/predict``: a drawing (``parsing.parse_drawing``) -> ``ModelRunner.run``."""
-    gray = parse_drawing(request.read_body())
-    try:
-        result = request.server.runner.run(gray)
-    except Exception:  # a bug of ours: say so, keep serving
-        traceback.print_exc()
-        raise RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, "the model failed on this drawing; "
-                           "see the server's output") from None
-    request.send_json(result)
+    """``POST /api/predict``: a drawing (``parsing.parse_drawing``) -> ``ModelRunner.run``, on the
+    served network or, with ``"network": "training"``, the training job's latest snapshot. A
+    training job waits between two steps meanwhile (``jobs.RequestsFirst``)."""
+    with request.server.desk.requests_first.serving():
+        drawing = parse_json_object(request.read_body())
+        gray = drawing_from(drawing)
+        runner = runner_for(request.server, drawing.get("network"))
+        try:
+            result = runner.run(gray)
+        except Exception:  # a bug of ours: say so, keep serving
+            traceback.print_exc()
+            raise RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, "the model failed on this drawing; "
+                               "see the server's output") from None
+        request.send_json(result)
 
 
 ROUTES = {
     **{("GET", path): get_page_file for path in STATIC_FILES},
     ("GET", "/api/model"): get_model,
     ("POST", "/api/predict"): post_predict,
+    ("POST", "/api/train"): train_routes.post_train,
+    ("POST", "/api/train/stop"): train_routes.post_train_stop,
+    ("GET", "/api/train"): train_routes.get_train,
+    ("GET", "/api/train/events"): train_routes.get_train_events,
     ("POST", "/api/backward"): backward.post_backward,
     ("GET", "/api/test-image"): backward.get_test_image,
     ("GET", "/api/templates"): backward.get_templates,

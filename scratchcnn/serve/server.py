@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from .parsing import MAX_BODY_BYTES, RequestError, declared_length, too_large
 from .routes import find_route, load_static_files
 from .runner import ModelRunner
+from .training_desk import TrainingDesk
 
 
 class ClientGone(Exception):
@@ -17,17 +18,28 @@ class ClientGone(Exception):
 
 
 class DigitServer(ThreadingHTTPServer):
-    """The HTTP server: a ``ModelRunner`` and the page's files, both loaded once."""
+    """The HTTP server: the served ``ModelRunner``, the page's files (loaded once) and the
+    ``TrainingDesk`` (``desk``) whose finished jobs replace the served network."""
 
     daemon_threads = True      # Ctrl-C doesn't wait for open connections
     request_queue_size = 64    # the default 5 resets connections when many strokes arrive at once
 
-    def __init__(self, address, runner, log_requests=False):
-        self.runner = runner
+    def __init__(self, address, runner, log_requests=False, save_dir=None, data_dir=None):
+        self.use_runner(runner)
         self.log_requests = log_requests
         self.files = load_static_files()
-        self.model_json = json.dumps(runner.info).encode()
+        self.data_dir = data_dir   # MNIST's folder, for training jobs and GET /api/test-image
+        self.desk = TrainingDesk(self.use_runner, save_dir=save_dir, data_dir=data_dir)
         super().__init__(address, Handler)
+
+    def use_runner(self, runner):
+        """Serve ``runner``'s network from now on (``/api/model`` describes it)."""
+        self.model_json = json.dumps(runner.info).encode()
+        self.runner = runner
+
+    def server_close(self):
+        self.desk.shutdown()   # a running job stops at its next step; event streams end
+        super().server_close()
 
     @property
     def url(self):
@@ -119,6 +131,11 @@ class Handler(BaseHTTPRequestHandler):
             super().log_request(code, size)
 
 
-def make_server(network, host="127.0.0.1", port=8000, description="", log_requests=False):
-    """A ``DigitServer`` bound to ``(host, port)`` (port 0 picks a free one); not yet serving."""
-    return DigitServer((host, port), ModelRunner(network, description), log_requests)
+def make_server(network, host="127.0.0.1", port=8000, description="", log_requests=False,
+                save_dir=None, data_dir=None):
+    """A ``DigitServer`` bound to ``(host, port)`` (port 0 picks a free one); not yet serving.
+
+    Jobs started from the page read MNIST from ``data_dir`` and, with ``save_dir``, save the
+    networks they finish there."""
+    return DigitServer((host, port), ModelRunner(network, description), log_requests,
+                       save_dir, data_dir)

@@ -1,10 +1,12 @@
-"""The network to serve at start-up: a saved checkpoint, or the tutorial network trained briefly."""
+"""The network to serve at start-up: a saved checkpoint, or the tutorial network, untrained (the
+page trains it while you watch) or, with ``--train-first``, trained briefly before serving."""
 import json
 import os
 import tempfile
 
 from ..checkpoint import load_checkpoint
 from ..cli import EXIT_INTERRUPTED, EXIT_OK
+from ..models import build_model
 
 BRIEF_TRAIN_SIZE = 20_000  # the tutorial network on this many images, 1 epoch: seconds, ~90%
 
@@ -13,12 +15,21 @@ class TrainingFailed(RuntimeError):
     """Training the tutorial network without --model did not finish."""
 
 
-def network_to_serve(model_path=None, data_dir=None):
-    """``(network, description)``: the checkpoint at ``model_path``, or without one the tutorial
-    network trained for a few seconds (``train_briefly``). Raises ``CheckpointError``,
-    ``MnistUnavailableError``, ``TrainingFailed`` or ``KeyboardInterrupt``."""
-    if not model_path:
+UNTRAINED_DESCRIPTION = "the tutorial network (seed), untrained: press Train to watch it learn"
+
+
+def network_to_serve(model_path=None, data_dir=None, train_first=False):
+    """``(network, description)``: the checkpoint at ``model_path``; without one the tutorial
+    network, untrained, or with ``train_first`` trained for a few seconds (``train_briefly``).
+    Raises ``CheckpointError``, ``MnistUnavailableError``, ``TrainingFailed`` or
+    ``KeyboardInterrupt``."""
+    if not model_path and train_first:
         return train_briefly(data_dir)
+    if not model_path:
+        print("No --model given: serving the tutorial network untrained. Press Train on the page "
+              "to watch it learn (or start with --train-first to train it before serving).",
+              flush=True)
+        return build_model("seed", seed=0), UNTRAINED_DESCRIPTION
     checkpoint = load_checkpoint(model_path)
     name = checkpoint.meta.get("model") or "network"
     return checkpoint.network, f"{name} from {os.path.basename(model_path)}"

@@ -125,7 +125,8 @@ async function predict() {
     const response = await fetch("/api/predict", {
       method: "POST",
       headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({width: pad.width, height: pad.height, pixels}),
+      body: JSON.stringify({width: pad.width, height: pad.height, pixels,
+                            ...(page.predictOn ? {network: page.predictOn} : {})}),
     });
     const answer = await response.json();
     if (id !== requestCount) return;
@@ -148,6 +149,24 @@ function setStatus(text, isError = false) {
   $("status").textContent = text;
   $("status").classList.toggle("error", isError);
 }
+
+// Hooks for train.js. While a training job runs it sets page.predictOn = "training", so drawings
+// are scored by the job's latest snapshot, calls page.rescore() at every snapshot, and
+// page.useModel(info) when the layers to show change (another model trains, or is now served).
+const page = {
+  predictOn: null,
+  currentModel: () => model,
+  rescore() { if (strokes > 0) predict(); },
+  useModel(info, describe = true) {
+    model = info;
+    if (describe) $("model-info").textContent = modelText(info);
+    result = null;
+    buildStages();
+    showEmpty();
+    announce("model");
+    page.rescore();
+  },
+};
 
 // ------------------------------------------------------------------ building the page
 
@@ -428,6 +447,11 @@ function inspect(stage, channel, row, col, r0, c0) {
 
 // ------------------------------------------------------------------ start
 
+function modelText(info) {
+  return info.description ||
+    `A network of ${info.layers.length} layers: ${info.layers.map((l) => l.type).join(" → ")}`;
+}
+
 async function start() {
   clearPad();
   try {
@@ -437,8 +461,7 @@ async function start() {
     $("model-info").textContent = `Can't reach the server: ${error.message}`;
     return;
   }
-  $("model-info").textContent = model.description ||
-    `A network of ${model.layers.length} layers: ${model.layers.map((l) => l.type).join(" → ")}`;
+  $("model-info").textContent = modelText(model);
   buildStages();
   showEmpty();
   announce("model");

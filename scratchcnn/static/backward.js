@@ -227,7 +227,8 @@ async function requestBackward() {
   if (!bw.source || !model) return;
   const id = ++bw.requestId;
   const lr = Number($("bw-lr").value);
-  const body = {...(bw.source.drawing || {image: bw.source.image}), label: currentTarget(), lr};
+  const body = {...(bw.source.drawing || {image: bw.source.image}), label: currentTarget(), lr,
+                ...(page.predictOn ? {network: page.predictOn} : {})};   // the training snapshot (train.js)
   setStatus("Computing the gradients…");
   try {
     const response = await fetch("/api/backward", {
