@@ -217,7 +217,7 @@ def test_status_before_any_job_and_the_models_defaults(fresh_server):
     status, state = call(fresh_server, "GET", "/api/train")
     assert status == 200 and state["job"] is None and state["status"] == "idle"
     assert state["models"]["seed"] == {"epochs": 3, "batch_size": 32, "lr": 0.03}
-    assert set(state["models"]) == {"seed", "classic", "mlp"}
+    assert set(state["models"]) == {"seed", "classic", "modern", "mlp"}
     assert state["limits"] == {"epochs": [1, 50], "train_size": [100, 60000], "batch_size": [1, 1024]}
     assert call(fresh_server, "POST", "/api/train/stop")[0] == 409
     status, answer = predict(fresh_server, drawing(), network="training")
@@ -530,3 +530,12 @@ def test_the_training_network_is_there_as_soon_as_the_job_is_accepted(server):
     finally:
         call(server, "POST", "/api/train/stop")
         wait_until_done(server, job, timeout=60)
+
+
+@pytest.mark.parametrize("model", ["seed", "classic", "modern", "mlp"])
+def test_page_jobs_train_with_the_command_lines_augmentation(model):
+    from scratchcnn.models import TRAINING_DEFAULTS
+    from scratchcnn.serve.training_desk import parse_train_settings
+    settings = parse_train_settings({"model": model})
+    for key in ("optimizer", "lr_decay", "shift", "rotate", "scale"):
+        assert settings[key] == TRAINING_DEFAULTS[model][key], key

@@ -126,10 +126,10 @@ def first_filters(runner):
 
 class TrainingJob:
     """One training run. ``settings``: ``{"model", "epochs", "train_size", "lr", "batch_size",
-    "optimizer", "lr_decay", "shift", "seed", "test_size"}``; ``data``: MNIST as ``load_mnist``
-    returns it (uint8 images); ``publish(name, data, new_job=False)``: where events go;
-    ``finish(job)``: called in the job's thread once it has ended, before ``done`` is sent
-    (it may set ``served``, ``checkpoint``, ``message``)."""
+    "optimizer", "lr_decay", "shift", "seed", "test_size"}``, and ``"rotate"``, ``"scale"`` (0 if
+    absent); ``data``: MNIST as ``load_mnist`` returns it (uint8 images); ``publish(name, data,
+    new_job=False)``: where events go; ``finish(job)``: called in the job's thread once it has
+    ended, before ``done`` is sent (it may set ``served``, ``checkpoint``, ``message``)."""
 
     def __init__(self, job_id, settings, data, publish, finish, between_steps=lambda: None):
         self.id, self.settings, self.publish, self.finish = job_id, settings, publish, finish
@@ -161,7 +161,8 @@ class TrainingJob:
         optimizer = OPTIMIZERS[s["optimizer"]](s["lr"])
         return Trainer(network, optimizer, normalize(train_x), train_y.astype(np.int64),
                        batch_size=s["batch_size"], seed=s["seed"], lr_decay=s["lr_decay"],
-                       shift=s["shift"], val=self.test, report=JobReport(self))
+                       shift=s["shift"], rotate=s.get("rotate", 0.0), scale=s.get("scale", 0.0),
+                       val=self.test, report=JobReport(self))
 
     @property
     def network(self):

@@ -33,7 +33,7 @@ def parse_train_settings(request):
 
     ``model`` is required (one of ``MODEL_NAMES``); ``epochs``, ``batch_size`` and ``lr``
     default to the model's ``TRAINING_DEFAULTS`` and ``train_size`` to the whole training set.
-    The rest (optimizer, decay, shifts, seed 0) is what ``python -m scratchcnn.train`` uses.
+    The rest (optimizer, decay, augmentation, seed 0) is what ``python -m scratchcnn.train`` uses.
     """
     unknown = [key for key in request if key not in FIELDS]
     if unknown:
@@ -54,7 +54,7 @@ def parse_train_settings(request):
     if type(lr) not in (int, float) or not lr > 0:
         raise bad_request(f'"lr" (the learning rate) must be a number > 0, got {lr!r:.60}')
     settings.update(lr=lr, optimizer=defaults["optimizer"], lr_decay=defaults["lr_decay"],
-                    shift=defaults["shift"], seed=0)
+                    shift=defaults["shift"], rotate=defaults["rotate"], scale=defaults["scale"], seed=0)
     return settings
 
 
