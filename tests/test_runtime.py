@@ -20,7 +20,7 @@ def test_defaults_per_use_are_fixed_whatever_the_load(monkeypatch):
     for busy in (0.0, 8.0):
         monkeypatch.setattr(runtime, "busy_cores", lambda: busy)
         assert runtime.blas_threads("train") == 1          # the seed network
-        assert runtime.blas_threads("train-large") == 2    # classic, mlp
+        assert runtime.blas_threads("train-large") == 2    # classic, modern, mlp
         assert runtime.blas_threads("inference") == 2
         assert runtime.blas_threads("benchmark") == 1
 
