@@ -14,8 +14,9 @@ takes effect at once.
 BLAS threads. Measured on the 2-core development machine (benchmarks/blas_threads.py, table in
 benchmarks/README.md): the seed network's small 9-wide products train no faster on two threads
 when the machine is idle (-9% to +3%); the classic and mlp networks (large products) train ~40%
-faster on two, modern ~35% (batch 64, one and two threads timed alternately). But two threads are 50-70% *slower* when another process keeps a core busy,
-because OpenBLAS's threads spin waiting for each other. The count is fixed per use, never
+faster on two, modern ~35% (batch 64, one and two threads timed alternately). But two threads
+are 50-70% *slower* when another process keeps a core busy, because OpenBLAS's threads spin
+waiting for each other. The count is fixed per use, never
 chosen from the current load, because it changes float32 rounding: the same seed must give the
 same metrics, and a resumed run the same result as an uninterrupted one. So: one thread for
 ``"train"`` (the seed network) and ``"benchmark"``; two (at most the core count) for
