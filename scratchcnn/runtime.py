@@ -12,11 +12,11 @@ BLAS through ``threadpoolctl`` (OpenBLAS, MKL or BLIS, on Linux, macOS and Windo
 takes effect at once.
 
 BLAS threads. Measured on the 2-core development machine (benchmarks/blas_threads.py, table in
-benchmarks/README.md): the seed network's small 9-wide products train no faster on two threads
-when the machine is idle (-9% to +3%); the classic and mlp networks (large products) train ~40%
-faster on two, modern ~35% (batch 64, one and two threads timed alternately). But two threads
-are 50-70% *slower* when another process keeps a core busy, because OpenBLAS's threads spin
-waiting for each other. The count is fixed per use, never
+benchmarks/README.md): the seed network's small 9-wide products train a third slower on two
+threads even when the machine is idle; classic trains ~78% faster on two (the batch split below),
+mlp ~47%, modern ~35%. But two BLAS threads are up to ~50% *slower* when another process keeps a
+core busy (mlp), because OpenBLAS's threads spin waiting for each other; classic's split halves,
+each on one BLAS thread, don't spin (+1% then). The count is fixed per use, never
 chosen from the current load, because it changes float32 rounding: the same seed must give the
 same metrics, and a resumed run the same result as an uninterrupted one. So: one thread for
 ``"train"`` (the seed network) and ``"benchmark"``; two (at most the core count) for
@@ -86,7 +86,7 @@ def contention_warning(threads):
     busy = busy_cores() if threads > 1 else 0.0
     if threads > 1 and (os.cpu_count() or 1) - busy < threads - 0.5:
         return (f"note: other processes keep {busy:.1f} of this machine's {os.cpu_count()} cores busy; "
-                f"{threads} BLAS threads can then be 2x slower than one: set "
+                f"{threads} BLAS threads can then be up to 2x slower than one: set "
                 "SCRATCHCNN_BLAS_THREADS=1 if this run crawls")
     return None
 
