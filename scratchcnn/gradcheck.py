@@ -128,6 +128,18 @@ def elementwise_relative_error(a, b):
     return np.abs(a - b) / np.maximum(magnitude, max(floor, np.finfo(np.float64).tiny))
 
 
+def central_difference(f, x, index, h=DEFAULT_STEP):
+    """``(f(x + h) - f(x - h)) / 2h`` moving only ``x[index]``: the slope of the scalar ``f()``
+    along that one element. ``x`` is changed in place (``f`` reads it) and restored exactly."""
+    old = x[index]
+    x[index] = old + h
+    plus = f()
+    x[index] = old - h
+    minus = f()
+    x[index] = old
+    return (plus - minus) / (2 * h)
+
+
 def numerical_gradient(f, x, h=DEFAULT_STEP):
     """Central differences of the scalar ``f()`` w.r.t. every element of ``x``, same shape as ``x``.
 
@@ -135,13 +147,7 @@ def numerical_gradient(f, x, h=DEFAULT_STEP):
     """
     grad = np.zeros_like(x)
     for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        plus = f()
-        x[i] = old - h
-        minus = f()
-        x[i] = old
-        grad[i] = (plus - minus) / (2 * h)
+        grad[i] = central_difference(f, x, i, h)
     return grad
 
 

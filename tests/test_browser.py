@@ -64,6 +64,16 @@ def browser(tmp_path):
     driver.quit()
 
 
+def draw_one(browser, pad):
+    """A "1" with the mouse: one slightly slanted vertical stroke (offsets from the pad's centre)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    stroke = ActionChains(browser, duration=20).move_to_element_with_offset(pad, 8, -95).click_and_hold()
+    for _ in range(10):
+        stroke.move_by_offset(-2, 19)
+    stroke.release().perform()
+
+
 def test_draw_a_one_and_watch_it_flow(server, browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -76,10 +86,7 @@ def test_draw_a_one_and_watch_it_flow(server, browser, tmp_path):
 
     # A "1": one slightly slanted vertical stroke, drawn with the mouse (offsets from the centre).
     pad = browser.find_element(By.ID, "pad")
-    stroke = ActionChains(browser, duration=20).move_to_element_with_offset(pad, 8, -95).click_and_hold()
-    for _ in range(10):
-        stroke.move_by_offset(-2, 19)
-    stroke.release().perform()
+    draw_one(browser, pad)
 
     wait.until(lambda d: d.find_element(By.ID, "prediction").text.strip().isdigit())
     prediction = int(browser.find_element(By.ID, "prediction").text)
@@ -266,10 +273,7 @@ def test_the_backward_view(server, browser, tmp_path, monkeypatch):
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#probs li")) == 10)
     inspect = browser.find_element(By.ID, "inspect")
     pad = browser.find_element(By.ID, "pad")
-    stroke = ActionChains(browser, duration=20).move_to_element_with_offset(pad, 8, -95).click_and_hold()
-    for _ in range(10):
-        stroke.move_by_offset(-2, 19)
-    stroke.release().perform()
+    draw_one(browser, pad)
     wait.until(lambda d: d.find_element(By.ID, "prediction").text.strip().isdigit())
     prediction = int(browser.find_element(By.ID, "prediction").text)
     # The forward view has a colour legend per stage.
