@@ -13,7 +13,13 @@ import numpy as np
 from . import parallel, runtime
 from .losses import check_labels, cross_entropy, softmax_cross_entropy
 
-EVAL_BATCH = 500  # images per forward pass when predicting or evaluating: bounds im2col's memory
+EVAL_BATCH = 500  # at most this many images per forward pass when predicting or evaluating
+# Predicting, a chunk of images per forward pass is as large as keeps the largest array a layer
+# makes (an im2col window matrix, usually) within this size, so the passes over it are served
+# from the CPU's caches instead of memory: 1.4-1.7x faster than chunks of EVAL_BATCH for the
+# convolutional models, and within a few percent of the best chunk for every model, measured with
+# benchmarks/predict_chunks.py (table in benchmarks/README.md).
+CHUNK_BYTES = 3 * 2 ** 20
 
 
 class TrainingDiverged(RuntimeError):
@@ -37,6 +43,8 @@ class Network:
         # scratchcnn.runtime's thread count, 1 never splits.
         self.batch_threads = None
         self.splitter = None  # the parallel.BatchSplitter in use, made by the first split step
+        self.chunk_runner = None  # the parallel.ChunkRunner that predicts on several threads
+        self.eval_batch_sizes = {}  # eval_batch_size's answers, by the shape of one image
 
     cross_entropy = staticmethod(cross_entropy)
 
@@ -146,23 +154,53 @@ class Network:
             for layer, training in zip(self.layers, modes):
                 layer.training = training
 
-    def predict_proba(self, x, batch_size=EVAL_BATCH):
-        """Probabilities ``(N, num_classes)`` in evaluation mode, ``batch_size`` at a time."""
+    def predict_proba(self, x, batch_size=None):
+        """Probabilities ``(N, num_classes)`` in evaluation mode, ``batch_size`` images per
+        forward pass (None: ``eval_batch_size``). On several threads (``batch_threads``, or the
+        runtime's count) the passes run at once, each thread through its own copies of the
+        layers (``parallel.ChunkRunner``); ``outputs`` and the ``last_*`` caches are then not
+        those of the last chunk. The probabilities are the same either way."""
+        x = np.asarray(x)
+        if len(x) == 0:
+            raise ValueError(f"Network: nothing to predict, x has shape {x.shape}; pass at least one image")
+        size = batch_size or self.eval_batch_size(x)
+        threads = min(self.batch_threads or runtime.threads_in_force(), len(x))
+        if threads > 1 and any(parallel.methods_replaced(layer) for layer in self.layers):
+            threads = 1  # a profiler's timers on the layers: their copies would bypass them
+        if threads > 1:
+            size = min(size, -(-len(x) // threads))  # every thread gets a share
+        chunks = [x[i:i + size] for i in range(0, len(x), size)]
         with self.evaluating():
-            return np.concatenate([self.forward(x[i:i + batch_size])
-                                   for i in range(0, len(x), batch_size)])
+            if threads < 2:
+                return np.concatenate([self.forward(chunk) for chunk in chunks])
+            if self.chunk_runner is None or self.chunk_runner.threads != threads:
+                self.chunk_runner = parallel.ChunkRunner(self, threads)
+            return np.concatenate(self.chunk_runner.forward(chunks))
 
-    def predict(self, x, batch_size=EVAL_BATCH):
+    def eval_batch_size(self, x):
+        """How many images of ``x`` ``(N, ...)`` ``predict_proba`` runs per forward pass: as
+        many as keep each layer's largest array within ``CHUNK_BYTES``, at most ``EVAL_BATCH``.
+        Found once per image shape by a forward pass of one image (sizes grow with the batch)."""
+        key = (x.shape[1:], x.dtype.str)
+        if key not in self.eval_batch_sizes:
+            with self.evaluating():
+                self.forward(x[:1])
+            arrays = [a for layer in self.layers for a in vars(layer).values() if isinstance(a, np.ndarray)]
+            largest = max(a.nbytes for a in arrays + self.outputs)  # for one image
+            self.eval_batch_sizes[key] = int(min(EVAL_BATCH, max(1, CHUNK_BYTES // largest)))
+        return self.eval_batch_sizes[key]
+
+    def predict(self, x, batch_size=None):
         """Predicted classes ``(N,)``."""
         return self.predict_proba(x, batch_size).argmax(axis=1)
 
-    def evaluate(self, x, labels, batch_size=EVAL_BATCH):
+    def evaluate(self, x, labels, batch_size=None):
         """``(mean cross-entropy, accuracy)`` over ``x`` ``(N, ...)`` and ``labels`` ``(N,)``."""
         probs = self.predict_proba(x, batch_size)
         loss, _ = cross_entropy(probs, labels)
         return loss, float((probs.argmax(axis=1) == labels).mean())
 
-    def accuracy(self, x, labels, batch_size=EVAL_BATCH):
+    def accuracy(self, x, labels, batch_size=None):
         """Fraction of ``x`` classified as ``labels``."""
         labels = check_labels(labels, len(x), np.iinfo(np.int64).max)
         return float((self.predict(x, batch_size) == labels).mean())

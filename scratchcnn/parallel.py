@@ -40,12 +40,18 @@ METHODS = ("forward", "backward", "backward_from_logits")
 
 
 def why_unsplittable(layer):
-    """Why ``layer`` can't run on part of a batch, or None if it can."""
+    """Why ``layer`` can't train on part of a batch, or None if it can."""
     if not isinstance(layer, SPLITTABLE):
         return "its output or its random draws depend on the whole batch"
-    if any(name in vars(layer) for name in METHODS):  # e.g. benchmarks/where_time_goes.py's timers
+    if methods_replaced(layer):
         return "its methods were replaced on the instance, and its copies would call the original's"
     return None
+
+
+def methods_replaced(layer):
+    """True if ``forward`` or ``backward`` was replaced on the instance (e.g. by
+    benchmarks/where_time_goes.py's timers): a copy of the layer would call the original."""
+    return any(name in vars(layer) for name in METHODS)
 
 
 def unsplittable_layer(layers):
@@ -53,14 +59,15 @@ def unsplittable_layer(layers):
     return next(((layer, why) for layer in layers if (why := why_unsplittable(layer))), None)
 
 
-def replica(layer):
-    """A shallow copy of ``layer`` sharing its ``params`` dict, with its own ``grads`` and empty
-    ``last_*`` caches."""
+def replica(layer, caches_from=None):
+    """A shallow copy of ``layer`` sharing its ``params`` dict, with its own ``grads`` and its own
+    ``last_*`` caches: empty, or those of ``caches_from`` (an earlier replica, whose buffers, such
+    as a convolution's window matrix, are then reused)."""
     twin = copy.copy(layer)
     twin.grads = {}
     for name in vars(layer):
         if name.startswith("last_"):
-            setattr(twin, name, None)
+            setattr(twin, name, getattr(caches_from, name, None))
     return twin
 
 
@@ -129,3 +136,49 @@ class BatchSplitter:
                 for weight, half in zip(weights[1:], self.halves[1:]):
                     total += weight * half.layers[i].grads[name]
                 layer.grads[name] = total
+
+
+class ChunkRunner:
+    """Forward passes (evaluation mode) over chunks of a batch, ``threads`` chunks at once.
+
+    Prediction's counterpart of ``BatchSplitter``: each thread runs its share of the chunks
+    (thread t takes chunks t, t + threads, ...) through its own replicas of the layers, on one
+    BLAS thread. Every layer can predict on part of a batch: in evaluation ``BatchNorm`` uses
+    its running statistics and ``Dropout`` passes its input through. The replicas are made
+    afresh from the network at each call (keeping only their buffers), so they always see its
+    current weights, running statistics and modes. Each chunk gives the same numbers as
+    ``network.forward`` of that chunk on one BLAS thread.
+    """
+
+    def __init__(self, network, threads):
+        if threads < 2:
+            raise ValueError(f"ChunkRunner: needs threads >= 2, got {threads}")
+        self.network, self.threads = network, threads
+        self.parts = [None] * threads  # each thread's replicas of the layers, from the last call
+        self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="scratchcnn-chunk")
+        self.blas = threadpoolctl.ThreadpoolController()
+
+    def __reduce__(self):
+        return type(None), ()  # as BatchSplitter's: a copied network makes its own
+
+    def forward(self, chunks):
+        """``[network.forward(chunk) for chunk in chunks]``, computed ``threads`` at once."""
+        layers = self.network.layers
+        self.parts = [type(self.network)([replica(layer, old) for layer, old in
+                                          zip(layers, part.layers if part else [None] * len(layers))])
+                      for part in self.parts]
+        outputs = [None] * len(chunks)
+
+        def run_share(t):
+            for i in range(t, len(chunks), self.threads):
+                outputs[i] = self.parts[t].forward(chunks[i])
+
+        with self.blas.limit(limits=1, user_api="blas"):  # one BLAS thread per share
+            futures = [self.pool.submit(contextvars.copy_context().run, run_share, t)
+                       for t in range(1, self.threads)]
+            try:
+                run_share(0)
+            finally:
+                for future in futures:
+                    future.result()  # waits for all, even on error
+        return outputs

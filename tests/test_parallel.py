@@ -132,3 +132,94 @@ def test_a_copied_network_makes_its_own_splitter(rng):
         assert twin.splitter is None
         twin.train_step(*batch(rng, 4), sc.SGD(1e-3))
         assert twin.splitter.halves[0].layers[0].params is twin.layers[0].params
+
+
+# ----------------------------------------------------------------------------------------------
+# Predicting on several threads (parallel.ChunkRunner) and in cache-sized chunks.
+
+def chunk_by_chunk(network, x, size):
+    """What predict_proba must equal: forward of each chunk, one after the other, one BLAS thread."""
+    with runtime.threadpoolctl.threadpool_limits(1, user_api="blas"), network.evaluating():
+        return np.concatenate([network.forward(x[i:i + size]) for i in range(0, len(x), size)])
+
+
+@pytest.mark.parametrize("name", ["seed", "classic", "modern", "mlp"])
+def test_predicting_on_two_threads_equals_chunk_by_chunk(rng, name):
+    """Bit-identical for every model, BatchNorm and Dropout included (evaluation mode)."""
+    network = build_model(name)
+    x = (rng.random((23, 28, 28)) - 0.5).astype(np.float32)
+    network.batch_threads = 2
+    probs = network.predict_proba(x, batch_size=4)
+    assert isinstance(network.chunk_runner, parallel.ChunkRunner)
+    np.testing.assert_array_equal(probs, chunk_by_chunk(network, x, 4))
+    assert all(layer.training for layer in network.layers)  # modes restored
+
+
+def test_chunks_are_shared_between_the_threads_when_few(rng):
+    """Fewer images than a chunk: each thread still gets its share."""
+    network = build_model("mlp", dtype=np.float64)
+    network.batch_threads = 2
+    x = rng.random((7, 28, 28)) - 0.5
+    calls = []
+    probs = network.predict_proba(x)
+    network.chunk_runner.forward = lambda chunks: calls.append([len(c) for c in chunks]) or [
+        network.forward(c) for c in chunks]
+    network.predict_proba(x)
+    assert calls == [[4, 3]]
+    with network.evaluating():
+        np.testing.assert_allclose(probs, network.forward(x), rtol=1e-12)
+
+
+def test_the_threads_see_the_latest_weights_and_running_statistics(rng):
+    """Replicas are made afresh at each call: training in between (new BatchNorm running
+    statistics, updated weights) shows in the next prediction."""
+    network = build_model("modern", dtype=np.float64)
+    network.batch_threads = 2
+    x = rng.random((9, 28, 28)) - 0.5
+    before = network.predict_proba(x, batch_size=3)
+    network.batch_threads = 1  # BatchNorm trains on the whole batch
+    network.train_step(*batch(rng, 8), sc.Adam(1e-2))
+    network.batch_threads = 2
+    after = network.predict_proba(x, batch_size=3)
+    assert not np.allclose(after, before)
+    np.testing.assert_array_equal(after, chunk_by_chunk(network, x, 3))
+
+
+def test_an_error_in_a_chunk_reaches_the_caller(rng, monkeypatch):
+    network = build_model("classic")
+    network.batch_threads = 2
+    x = (rng.random((8, 28, 28)) - 0.5).astype(np.float32)
+    network.predict_proba(x, batch_size=2)
+    monkeypatch.setattr(sc.Softmax, "forward", lambda self, x: 1 / 0 if len(x) else None)
+    with pytest.raises(ZeroDivisionError):
+        network.predict_proba(x, batch_size=2)
+
+
+def test_prediction_with_replaced_methods_runs_on_one_thread(rng):
+    network, calls = build_model("classic"), []
+    network.batch_threads = 2
+    conv = network.layers[2]
+    original = conv.forward
+    conv.forward = lambda x: calls.append(len(x)) or original(x)
+    network.predict_proba((rng.random((6, 28, 28)) - 0.5).astype(np.float32), batch_size=2)
+    assert calls[-3:] == [2, 2, 2] and network.chunk_runner is None
+
+
+@pytest.mark.parametrize("name", ["seed", "classic", "modern", "mlp"])
+def test_eval_batch_size_keeps_the_largest_array_within_chunk_bytes(name):
+    from scratchcnn.network import CHUNK_BYTES, EVAL_BATCH
+    network = build_model(name)
+    x = np.zeros((3, 28, 28), np.float32)
+    size = network.eval_batch_size(x)
+    assert 1 <= size <= EVAL_BATCH
+    network.predict_proba(np.zeros((size, 28, 28), np.float32), batch_size=size)  # one chunk
+    largest = max(a.nbytes for layer in network.layers for a in vars(layer).values()
+                  if isinstance(a, np.ndarray))
+    assert largest <= CHUNK_BYTES or size == 1
+    if size < EVAL_BATCH:  # and one image more would not fit
+        assert largest * (size + 1) / size > CHUNK_BYTES
+
+
+def test_predicting_nothing_is_refused():
+    with pytest.raises(ValueError, match="nothing to predict.*shape \\(0, 28, 28\\)"):
+        build_model("seed").predict(np.zeros((0, 28, 28), np.float32))
