@@ -6,10 +6,11 @@ Call ``configure(use)`` at the top of an entry point, before the first NumPy com
     from scratchcnn.runtime import configure
     configure("train")   # first lines of scratchcnn/train.py's main(), benchmarks, ...
 
-If NumPy isn't loaded yet, this sets the ``*_NUM_THREADS`` variables that the BLAS library
-reads when it loads. If it is (``import scratchcnn`` imports NumPy), it also tells the loaded
-BLAS through ``threadpoolctl`` (OpenBLAS, MKL or BLIS, on Linux, macOS and Windows), which
-takes effect at once.
+It tells the BLAS library NumPy loaded through ``threadpoolctl`` (OpenBLAS, MKL or BLIS, on
+Linux, macOS and Windows), which takes effect at once. The environment is left as the user set
+it: a ``*_NUM_THREADS`` variable written here would be inherited by every process this one
+starts (a test's ``python -m scratchcnn.train``, a benchmark's children), which would take it
+for the user's own choice.
 
 BLAS threads. Measured on the 2-core development machine (benchmarks/blas_threads.py, table in
 benchmarks/README.md): the seed network's small 9-wide products train a third slower on two
@@ -104,18 +105,16 @@ def blas_threads(use="train"):
 
 
 def set_blas_threads(threads):
-    """Set the BLAS thread variables that the user hasn't set. Returns the count in force.
-
-    If NumPy is already loaded, its BLAS library is told directly (``threadpoolctl``).
-    """
-    explicit = os.environ.get("SCRATCHCNN_BLAS_THREADS") is not None  # an explicit request wins
-    for name in BLAS_VARIABLES:
-        if explicit or name not in _USER_BLAS_SETTINGS:
-            os.environ[name] = str(threads)
+    """Set the loaded BLAS library's thread count, unless the user set one of
+    ``BLAS_VARIABLES`` before starting (the first set wins; ``SCRATCHCNN_BLAS_THREADS`` wins
+    over all). Returns the count in force."""
+    import numpy  # noqa: F401  (the BLAS library loads with NumPy; `import scratchcnn` did that)
+    user = next((_USER_BLAS_SETTINGS[name] for name in BLAS_VARIABLES if name in _USER_BLAS_SETTINGS), None)
+    if user is not None and os.environ.get("SCRATCHCNN_BLAS_THREADS") is None:
+        threads = int(user)
     global _threads_in_force
-    threads = _threads_in_force = int(os.environ["OPENBLAS_NUM_THREADS"])
-    if "numpy" in sys.modules:
-        threadpoolctl.threadpool_limits(limits=threads, user_api="blas")  # stays in force
+    _threads_in_force = threads
+    threadpoolctl.threadpool_limits(limits=threads, user_api="blas")  # stays in force
     return threads
 
 

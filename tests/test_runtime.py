@@ -123,3 +123,20 @@ def test_a_users_own_openblas_setting_is_left_alone(monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     monkeypatch.setattr(runtime, "_USER_BLAS_SETTINGS", {"OPENBLAS_NUM_THREADS": "1"})
     assert runtime.set_blas_threads(2) == 1
+
+
+def test_the_environment_is_left_as_the_user_set_it(monkeypatch):
+    """Processes started later (a test's trainer, a benchmark's children) must not take our
+    count for the user's."""
+    for name in runtime.BLAS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runtime, "_USER_BLAS_SETTINGS", {})
+    before = dict(runtime.os.environ)
+    runtime.configure("train-large")
+    runtime.configure("train")  # leave this test process on one thread, as the others expect
+    assert dict(runtime.os.environ) == before
+
+
+def test_a_users_omp_setting_is_honoured_too(monkeypatch):
+    monkeypatch.setattr(runtime, "_USER_BLAS_SETTINGS", {"OMP_NUM_THREADS": "1"})
+    assert runtime.set_blas_threads(2) == 1

@@ -254,6 +254,7 @@ function addBar(digit, p, winner) {
   const li = document.createElement("li");
   li.className = winner ? "winner" : "";
   li.dataset.digit = digit;
+  li.dataset.probability = p;  // unrounded: 99.96% and 99.97% both show as 100.0%
   li.innerHTML = `<b>${digit}</b><span class="track"><span class="fill"></span></span><i></i>`;
   li.querySelector(".fill").style.width = `${(100 * p).toFixed(1)}%`;
   li.querySelector("i").textContent = `${(100 * p).toFixed(1)}%`;
