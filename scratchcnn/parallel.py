@@ -19,23 +19,33 @@ How, for a batch of N images cut in parts of n_i:
    network's own ``grads``, where the optimizer reads it as usual.
 
 The numbers differ from the one-thread step only by float rounding (sums in another order).
-Layers whose output depends on the rest of the batch (``BatchNorm``'s batch statistics) or that
-draw random numbers (``Dropout``: two threads would draw from its generator in a racy order)
-can't be split, nor layers whose methods were replaced on the instance (a profiler's timers:
-the copies would call the original's); ``Network.train_step`` then runs the whole batch.
-After a split step ``network.outputs`` and the layers' ``last_*`` caches are not refreshed:
-the halves' are in ``network.splitter.halves``.
+Two layers need the whole batch, and get it through ``peers`` (a ``Peers``, set on their
+replicas for each step), where each part hands in its share and waits for the others:
+
+* ``BatchNorm``: the batch's mean and variance are sums over every part; in backward, so are
+  the sums of ``d_out`` and ``d_out * x_hat`` that reach every input. Only the first part moves
+  the running statistics (arrays the replicas share with the layer, updated in place).
+* ``Dropout``: the first part draws the mask for the whole batch from the layer's generator,
+  exactly as one thread would, and each part takes its rows: the same masks on any number of
+  threads, and a resumed run draws what it would have drawn.
+
+Other layers whose output depends on the rest of the batch can't be split, nor layers whose
+methods were replaced on the instance (a profiler's timers: the copies would call the
+original's); ``Network.train_step`` then runs the whole batch. After a split step
+``network.outputs`` and the layers' ``last_*`` caches are not refreshed: the halves' are in
+``network.splitter.halves``.
 """
 import contextvars
 import copy
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import threadpoolctl
 
-from .layers import AvgPool2, Conv2D, Dense, Flatten, MaxPool2, ReLU, Softmax
+from .layers import AvgPool2, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2, ReLU, Softmax
 
-SPLITTABLE = (Conv2D, Dense, Flatten, MaxPool2, AvgPool2, ReLU, Softmax)
+SPLITTABLE = (Conv2D, Dense, Flatten, MaxPool2, AvgPool2, ReLU, Softmax, BatchNorm, Dropout)
 METHODS = ("forward", "backward", "backward_from_logits")
 
 
@@ -76,6 +86,55 @@ def part_sizes(n, parts):
     return [n // parts + (i < n % parts) for i in range(parts)]
 
 
+class Peers:
+    """What part ``part`` of a split batch shares with the other parts during one step.
+
+    Each call hands in this part's value and waits until every part has handed in theirs
+    (a barrier); all parts then compute the same combination in the parts' fixed order, so a
+    run is bit-identical to the next. Every part makes the same calls in the same order, since
+    each runs the same layers.
+    """
+
+    def __init__(self, part, sizes, slots, barrier):
+        self.part, self.sizes = part, sizes       # this part's index; every part's batch size
+        self.whole_batch = sum(sizes)             # N
+        self.slots, self.barrier = slots, barrier  # shared by all the parts' Peers
+
+    @classmethod
+    def for_parts(cls, sizes):
+        """One ``Peers`` per part, sharing their slots and barrier."""
+        slots, barrier = [None] * len(sizes), threading.Barrier(len(sizes))
+        return [cls(part, sizes, slots, barrier) for part in range(len(sizes))]
+
+    def _exchange(self, value):
+        """Every part's ``value``, in part order."""
+        self.slots[self.part] = value
+        self.barrier.wait()
+        values = list(self.slots)
+        self.barrier.wait()  # nobody hands in the next value before everyone has read these
+        return values
+
+    def total(self, value):
+        """The sum of every part's ``value`` (e.g. per-channel sums over its images)."""
+        values = self._exchange(value)
+        return sum(values[1:], values[0])
+
+    def weighted_total(self, value):
+        """``sum_i (n_i / N) * value_i``: the whole batch's mean gradient from the parts' means."""
+        values = self._exchange(value)
+        weights = [size / self.whole_batch for size in self.sizes]
+        return sum((w * v for w, v in zip(weights[1:], values[1:])), weights[0] * values[0])
+
+    def from_first(self, make):
+        """``make()``, called by the first part only; every part gets its result."""
+        return self._exchange(make() if self.part == 0 else None)[0]
+
+    def rows(self, whole):
+        """This part's rows of an array over the whole batch."""
+        start = sum(self.sizes[:self.part])
+        return whole[start:start + self.sizes[self.part]]
+
+
 class BatchSplitter:
     """Runs ``network``'s forward and backward on ``threads`` parts of each batch at once."""
 
@@ -112,21 +171,32 @@ class BatchSplitter:
         sizes = part_sizes(len(x), min(self.threads, len(x)))
         starts = np.cumsum([0] + sizes)
         parts = [(half, x[a:b], labels[a:b]) for half, a, b in zip(self.halves, starts, starts[1:])]
-        for half in self.halves:
+        for half, peers in zip(self.halves, Peers.for_parts(sizes)):
             for layer, twin in zip(self.network.layers, half.layers):
-                twin.training = layer.training
+                twin.training, twin.peers = layer.training, peers
         with self.blas.limit(limits=1, user_api="blas"):  # one BLAS thread per part
-            # Each worker runs in a copy of this thread's context: np.errstate carries over.
-            futures = [self.pool.submit(contextvars.copy_context().run, half.loss_and_gradients, xs, ys)
-                       for half, xs, ys in parts[1:]]
-            try:
-                results = [parts[0][0].loss_and_gradients(*parts[0][1:])]
-            finally:
-                results += [future.result() for future in futures]  # waits for all, even on error
+            results = self._run_parts(parts)
         weights = [size / len(x) for size in sizes]
         self._combine_gradients(weights)
         loss = sum(w * part_loss for w, (part_loss, _) in zip(weights, results))
         return loss, np.concatenate([probs for _, probs in results])
+
+    def _run_parts(self, parts):
+        """Each part's ``loss_and_gradients``, all at once. A part that fails breaks the barrier
+        its peers may be waiting at, so they stop too; its error is raised once all have."""
+        def run(half, xs, ys):
+            try:
+                return half.loss_and_gradients(xs, ys)
+            except BaseException:
+                half.layers[0].peers.barrier.abort()
+                raise
+        # Each worker runs in a copy of this thread's context: np.errstate carries over.
+        futures = [self.pool.submit(contextvars.copy_context().run, run, *part) for part in parts[1:]]
+        outcomes = [outcome(run, *parts[0])] + [outcome(future.result) for future in futures]
+        errors = [error for _, error in outcomes if error is not None]
+        if errors:  # the first that isn't a peer's broken barrier
+            raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+        return [result for result, _ in outcomes]
 
     def _combine_gradients(self, weights):
         """Every parameter's gradient: the parts' means, weighted by their share of the batch."""
@@ -136,6 +206,14 @@ class BatchSplitter:
                 for weight, half in zip(weights[1:], self.halves[1:]):
                     total += weight * half.layers[i].grads[name]
                 layer.grads[name] = total
+
+
+def outcome(function, *args):
+    """``(function(*args), None)``, or ``(None, the exception it raised)``."""
+    try:
+        return function(*args), None
+    except Exception as error:
+        return None, error
 
 
 class ChunkRunner:

@@ -64,24 +64,86 @@ def test_same_seed_and_threads_give_bit_identical_training(rng):
     assert all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
 
 
+class BatchMean(sc.Layer):
+    """Not a layer of the package: subtracts the batch's mean, so its output couples the batch
+    and it can't run on parts."""
+
+    def forward(self, x):
+        return x - x.mean(axis=0)
+
+    def backward(self, d_out):
+        return d_out - d_out.mean(axis=0)
+
+
 def test_the_runtime_thread_count_splits_when_every_layer_can(rng, monkeypatch):
     monkeypatch.setattr(runtime, "_threads_in_force", 2)
-    classic, mlp = build_model("classic"), build_model("mlp")
-    for network in (classic, mlp):
+    classic, coupled = build_model("classic"), build_model("classic")
+    coupled.layers.insert(1, BatchMean())
+    for network in (classic, coupled):
         network.train_step(*batch(rng, 4), sc.SGD(1e-3))
     assert classic.splitter is not None
-    assert mlp.splitter is None  # Dropout: the whole batch on one thread, as before
+    assert coupled.splitter is None  # the whole batch on one thread
     monkeypatch.setattr(runtime, "_threads_in_force", 1)
     assert build_model("classic")._batch_runner().__class__ is sc.Network
 
 
-@pytest.mark.parametrize("coupling", [lambda: sc.BatchNorm(2),
-                                      lambda: sc.Dropout(0.5, rng=np.random.default_rng(0))])
-def test_layers_that_couple_the_batch_are_refused(rng, coupling):
-    network = sc.Network([sc.Conv2D(2, 3), coupling(), sc.Flatten(), sc.Softmax(26 * 26 * 2, 10)])
+def test_layers_that_couple_the_batch_are_refused(rng):
+    network = sc.Network([sc.Conv2D(2, 3), BatchMean(), sc.Flatten(), sc.Softmax(26 * 26 * 2, 10)])
     network.batch_threads = 2
-    with pytest.raises(ValueError, match=type(coupling()).__name__ + ".*batch_threads=1"):
+    with pytest.raises(ValueError, match="BatchMean.*whole batch.*batch_threads=1"):
         network.train_step(*batch(rng, 4), sc.SGD(1e-3))
+
+
+@pytest.mark.parametrize("n", [8, 7])
+def test_batchnorm_and_dropout_split_as_the_whole_batch(rng, n):
+    """float64, modern (BatchNorm after convolutions and a dense layer, Dropout): the parts share
+    the batch statistics, the backward sums and the dropout mask, so loss, probabilities,
+    gradients, running statistics and the generators end as on one thread."""
+    whole, split = build_model("modern", dtype=np.float64), build_model("modern", dtype=np.float64)
+    whole.batch_threads, split.batch_threads = 1, 2
+    x, labels = batch(rng, n)
+    loss, probs = whole.loss_and_gradients(x, labels)
+    split_loss, split_probs = split._batch_runner().loss_and_gradients(x, labels)
+    assert isinstance(split.splitter, parallel.BatchSplitter)
+    assert split_loss == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(split_probs, probs, rtol=1e-10, atol=1e-14)
+    for a, b in zip(whole.layers, split.layers):
+        for name in a.params:
+            np.testing.assert_allclose(b.grads[name], a.grads[name], rtol=1e-8, atol=1e-13)
+        if isinstance(a, sc.BatchNorm):
+            np.testing.assert_allclose(b.running_mean, a.running_mean, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(b.running_var, a.running_var, rtol=1e-12)
+        if isinstance(a, sc.Dropout):
+            assert a.rng.bit_generator.state == b.rng.bit_generator.state
+
+
+def test_split_modern_training_follows_and_repeats(rng):
+    """Adam steps of modern on two threads: close to one thread's, and bit-identical run to run."""
+    data = [batch(rng, 6) for _ in range(3)]
+    runs = {}
+    for threads, run in ((1, 0), (2, 0), (2, 1)):
+        network, optimizer = build_model("modern", dtype=np.float64), sc.Adam(1e-3)
+        network.batch_threads = threads
+        losses = [network.train_step(x, labels, optimizer)[0] for x, labels in data]
+        runs[threads, run] = losses, parameters(network)
+    assert runs[2, 0][0] == runs[2, 1][0]
+    assert all(np.array_equal(a, b) for a, b in zip(runs[2, 0][1], runs[2, 1][1]))
+    np.testing.assert_allclose(runs[2, 0][0], runs[1, 0][0], rtol=1e-10)
+    for a, b in zip(runs[1, 0][1], runs[2, 0][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-8, atol=1e-9)  # the dense bias before BatchNorm: noise
+
+
+def test_a_failing_part_does_not_leave_its_peers_waiting(rng):
+    """The second part fails after the forward pass's exchanges; the first waits at a
+    BatchNorm's backward exchange and must be released, and the real error reported."""
+    network = build_model("modern")
+    network.batch_threads = 2
+    x, labels = batch(rng, 4)
+    labels[-1] = 10
+    with pytest.raises(ValueError, match="label"):
+        network.train_step(x.astype(np.float32), labels, sc.SGD(1e-3))
+    labels[-1] = 3  # and the next step runs
+    network.train_step(x.astype(np.float32), labels, sc.SGD(1e-3))
 
 
 def test_new_layers_get_new_halves(rng):

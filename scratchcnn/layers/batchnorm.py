@@ -19,6 +19,7 @@ class BatchNorm(Layer):
     """
 
     window = (1, 1, 0)  # element-wise: output pixel (i, j) comes from input pixel (i, j)
+    peers = None  # training on part of a batch: the other parts (scratchcnn.parallel.Peers)
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5, dtype=np.float32):
         super().__init__()
@@ -43,10 +44,12 @@ class BatchNorm(Layer):
         axes = tuple(range(x.ndim - 1))             # every axis but the channels
         self.last_used_batch = self.training
         if self.training:  # the batch's statistics; the running ones move towards them
-            mean = x.mean(axis=axes)                                # (C,)
+            m = self._values_per_channel(x)                         # in the whole batch
+            mean = self._batch_sum(x, axes) / m                     # (C,)
             centred = x - mean
-            var = (centred * centred).mean(axis=axes)               # (C,), biased
-            self._update_running_statistics(mean, var, m=x.size // self.num_features)
+            var = self._batch_sum(centred * centred, axes) / m      # (C,), biased
+            if self.peers is None or self.peers.part == 0:
+                self._update_running_statistics(mean, var, m)
         else:              # the running statistics, whatever else is in the batch
             mean, var = self.running_mean, self.running_var
             centred = x - mean
@@ -71,14 +74,27 @@ class BatchNorm(Layer):
         #   d_x_i = s (d_x_hat_i - mean(d_x_hat) - x_hat_i mean(d_x_hat * x_hat))
         #         = gamma s (d_out_i - (d_beta + x_hat_i d_gamma) / m),
         # as sum(d_out) = d_beta and sum(d_out * x_hat) = d_gamma were just computed.
-        return (gamma * inv_std) * (d_out - (self.grads["beta"] + x_hat * self.grads["gamma"]) / m)
+        d_beta, d_gamma = self.grads["beta"], self.grads["gamma"]
+        if self.peers is not None:  # a part of the batch: the whole batch's sums (as the mean
+            # gradient, d_out being this part's); m, this part's count, scales them back to it
+            d_beta, d_gamma = self.peers.weighted_total(np.stack([d_beta, d_gamma]))
+        return (gamma * inv_std) * (d_out - (d_beta + x_hat * d_gamma) / m)
+
+    def _values_per_channel(self, x):
+        """How many values each channel has in the batch, all parts of a split batch counted."""
+        images = len(x) if self.peers is None else self.peers.whole_batch
+        return x.size // (len(x) * self.num_features) * images
+
+    def _batch_sum(self, values, axes):
+        """Per-channel sums ``(C,)`` over the batch, over every part of a split one."""
+        total = values.sum(axis=axes)
+        return total if self.peers is None else self.peers.total(total)
 
     def _update_running_statistics(self, mean, var, m):
-        """``running = (1 - momentum) running + momentum batch``, the variance unbiased."""
-        self.running_mean = ((1 - self.momentum) * self.running_mean
-                             + self.momentum * mean).astype(self.dtype)
-        self.running_var = ((1 - self.momentum) * self.running_var
-                            + self.momentum * var * (m / (m - 1))).astype(self.dtype)
+        """``running = (1 - momentum) running + momentum batch``, the variance unbiased. In
+        place: the copies of this layer that train on parts of a batch share the arrays."""
+        self.running_mean[...] = (1 - self.momentum) * self.running_mean + self.momentum * mean
+        self.running_var[...] = (1 - self.momentum) * self.running_var + self.momentum * var * (m / (m - 1))
 
     def get_extra_state(self):
         """``{"running_mean": [C floats], "running_var": [C floats]}`` (float32 and float64
@@ -97,7 +113,7 @@ class BatchNorm(Layer):
                 raise ValueError(f"BatchNorm: {name} in the extra state has shape {values.shape}, "
                                  f"this layer has {self.num_features} channels so needs "
                                  f"({self.num_features},); was it saved from another network?")
-            setattr(self, name, values)
+            getattr(self, name)[...] = values  # in place, as _update_running_statistics
 
     def _checked_input(self, x):
         """``x`` as ``self.dtype``, refusing ranks other than 2 and 4 and a wrong channel count."""
@@ -106,7 +122,7 @@ class BatchNorm(Layer):
         if x.shape[-1] != self.num_features:
             raise ValueError(f"BatchNorm: expected input of shape {expected} (channels last), got "
                              f"shape {x.shape}; num_features must equal the number of channels")
-        if self.training and x.size // self.num_features < 2:
+        if self.training and self._values_per_channel(x) < 2:
             raise ValueError(f"BatchNorm: training needs more than one value per channel to take "
                              f"a batch variance, got input of shape {x.shape}; use a larger batch "
                              f"or evaluation mode (network.eval())")

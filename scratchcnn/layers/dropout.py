@@ -9,6 +9,7 @@ class Dropout(Layer):
     ``1 / (1 - rate)`` so the expected activation is unchanged; in evaluation it is the
     identity. Any shape."""
     window = (1, 1, 0)  # element-wise
+    peers = None  # training on part of a batch: the other parts (scratchcnn.parallel.Peers)
 
     def __init__(self, rate=0.5, rng=None):
         super().__init__()
@@ -36,10 +37,19 @@ class Dropout(Layer):
         if not self.training or self.rate == 0:
             self.last_mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+        keep = self._keep_mask(x.shape)
         # The mask carries the 1/(1-rate) scale, in the input's dtype (no upcast).
         self.last_mask = keep * float_dtype(x).type(1.0 / (1.0 - self.rate))
         return x * self.last_mask
 
     def backward(self, d_out):
         return d_out if self.last_mask is None else d_out * self.last_mask
+
+    def _keep_mask(self, shape):
+        """Booleans, True where a value is kept. On part of a batch, the first part draws the
+        whole batch's mask, as one thread would, and each part takes its rows."""
+        def draw(shape):
+            return self.rng.random(shape, dtype=np.float32) >= self.rate
+        if self.peers is None:
+            return draw(shape)
+        return self.peers.rows(self.peers.from_first(lambda: draw((self.peers.whole_batch, *shape[1:]))))
