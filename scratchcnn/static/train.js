@@ -68,8 +68,8 @@ $("train-form").addEventListener("submit", async (event) => {
 
 $("train-stop").addEventListener("click", async () => {
   try {
+    trainStatus("Stopping after this step…");  // before the request: its "done" event can beat the answer
     await post("/api/train/stop", {});
-    trainStatus("Stopping after this step…");
   } catch (error) {
     trainStatus(error.message, true);
   }
