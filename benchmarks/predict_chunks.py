@@ -1,5 +1,5 @@
 """How many images per forward pass when predicting? ``predict`` of 1,000 images in chunks of each
-size, against the chunk ``Network.eval_batch_size`` picks (the largest array of a layer within
+size, against the chunk ``Network.chunk_size`` picks (the largest array of a layer within
 ``network.CHUNK_BYTES``).
 
 Large chunks make few Python calls but arrays (a convolution's window matrix above all) that no
@@ -29,7 +29,7 @@ def child(task):
     from scratchcnn.models import build_model
     network = build_model(task["model"], seed=0)
     images = np.random.default_rng(0).random((IMAGES, 28, 28), dtype=np.float32) - 0.5
-    chosen = network.eval_batch_size(images)
+    chosen = network.chunk_size(images)
     speeds = {}
     for size in [None, *task["sizes"]]:  # None: the chosen size, through predict's own default
         seconds = measure_per_item(lambda: network.predict(images, size), IMAGES, 3, task["min_time"], 0.1)
@@ -65,7 +65,7 @@ def main():
             print(f"{model}, {count} thread(s): done", file=sys.stderr)
     text = (header("Predicting in chunks", settings)
             + f"\n`predict` of {IMAGES:,} images, img/s by images per forward pass; \"chosen\" is "
-              "`Network.eval_batch_size`'s pick (predict's default), bold the fastest.\n\n"
+              "`Network.chunk_size`'s pick (predict's default), bold the fastest.\n\n"
             + markdown_table(["model", "threads", "chosen"] + [str(s) for s in sizes], rows))
     emit(text, args)
     write_json(args.json, {"images": IMAGES, "results": results})

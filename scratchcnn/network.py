@@ -44,7 +44,7 @@ class Network:
         self.batch_threads = None
         self.splitter = None  # the parallel.BatchSplitter in use, made by the first split step
         self.chunk_runner = None  # the parallel.ChunkRunner that predicts on several threads
-        self.eval_batch_sizes = {}  # eval_batch_size's answers, by the shape of one image
+        self.chunk_sizes = {}  # chunk_size's answers, by the shape of one image
 
     cross_entropy = staticmethod(cross_entropy)
 
@@ -127,21 +127,29 @@ class Network:
         """
         # Overflow is reported once below, with advice, instead of as NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore"):
-            loss, probs = self._batch_runner().loss_and_gradients(x, labels)
+            splitter, part_size = self._splitter_for(x)
+            loss, probs = (self.loss_and_gradients(x, labels) if splitter is None
+                           else splitter.loss_and_gradients(x, labels, part_size))
         if not np.isfinite(loss):
             raise TrainingDiverged(loss)
         optimizer.step(self.layers)
         return loss, int((probs.argmax(axis=1) == labels).sum())
 
-    def _batch_runner(self):
-        """``self``, or a ``parallel.BatchSplitter`` when training on several threads: set by
-        ``batch_threads``, or else by the runtime's thread count if every layer can be split."""
+    def _splitter_for(self, x):
+        """``(None, None)`` to run the training batch ``x`` whole, in one pass, or
+        ``(a parallel.BatchSplitter, the size of its parts or None)``. It splits on
+        several threads (``batch_threads``, or else the runtime's thread count if every layer
+        can be split), and, on any number of threads, into cache-sized parts (``chunk_size``)
+        when no layer shares the batch. ``batch_threads=1`` always runs the whole batch."""
         threads = self.batch_threads or runtime.threads_in_force()
-        if threads < 2 or (self.batch_threads is None and parallel.unsplittable_layer(self.layers)):
-            return self
+        if self.batch_threads == 1 or (self.batch_threads is None and parallel.unsplittable_layer(self.layers)):
+            return None, None
+        part_size = None if parallel.shares_batch(self.layers) else self.chunk_size(x)
+        if threads < 2 and (part_size is None or len(x) <= part_size):
+            return None, None
         if self.splitter is None or not self.splitter.fits(self, threads):
             self.splitter = parallel.BatchSplitter(self, threads)  # refuses unsplittable layers
-        return self.splitter
+        return self.splitter, part_size
 
     @contextlib.contextmanager
     def evaluating(self):
@@ -156,14 +164,14 @@ class Network:
 
     def predict_proba(self, x, batch_size=None):
         """Probabilities ``(N, num_classes)`` in evaluation mode, ``batch_size`` images per
-        forward pass (None: ``eval_batch_size``). On several threads (``batch_threads``, or the
+        forward pass (None: ``chunk_size``). On several threads (``batch_threads``, or the
         runtime's count) the passes run at once, each thread through its own copies of the
         layers (``parallel.ChunkRunner``); ``outputs`` and the ``last_*`` caches are then not
         those of the last chunk. The probabilities are the same either way."""
         x = np.asarray(x)
         if len(x) == 0:
             raise ValueError(f"Network: nothing to predict, x has shape {x.shape}; pass at least one image")
-        size = batch_size or self.eval_batch_size(x)
+        size = batch_size or self.chunk_size(x)
         threads = min(self.batch_threads or runtime.threads_in_force(), len(x))
         if threads > 1 and any(parallel.methods_replaced(layer) for layer in self.layers):
             threads = 1  # a profiler's timers on the layers: their copies would bypass them
@@ -177,18 +185,18 @@ class Network:
                 self.chunk_runner = parallel.ChunkRunner(self, threads)
             return np.concatenate(self.chunk_runner.forward(chunks))
 
-    def eval_batch_size(self, x):
+    def chunk_size(self, x):
         """How many images of ``x`` ``(N, ...)`` ``predict_proba`` runs per forward pass: as
         many as keep each layer's largest array within ``CHUNK_BYTES``, at most ``EVAL_BATCH``.
         Found once per image shape by a forward pass of one image (sizes grow with the batch)."""
         key = (x.shape[1:], x.dtype.str)
-        if key not in self.eval_batch_sizes:
+        if key not in self.chunk_sizes:
             with self.evaluating():
                 self.forward(x[:1])
             arrays = [a for layer in self.layers for a in vars(layer).values() if isinstance(a, np.ndarray)]
             largest = max(a.nbytes for a in arrays + self.outputs)  # for one image
-            self.eval_batch_sizes[key] = int(min(EVAL_BATCH, max(1, CHUNK_BYTES // largest)))
-        return self.eval_batch_sizes[key]
+            self.chunk_sizes[key] = int(min(EVAL_BATCH, max(1, CHUNK_BYTES // largest)))
+        return self.chunk_sizes[key]
 
     def predict(self, x, batch_size=None):
         """Predicted classes ``(N,)``."""

@@ -16,14 +16,14 @@ BLAS threads. Measured on the 2-core development machine (benchmarks/blas_thread
 benchmarks/README.md): the seed network's small 9-wide products train a third slower on two
 threads even when the machine is idle; classic trains ~78% faster on two (the batch split below),
 mlp ~47%, modern ~35%. But two BLAS threads are up to ~50% *slower* when another process keeps a
-core busy (mlp), because OpenBLAS's threads spin waiting for each other; classic's split halves,
+core busy (mlp), because OpenBLAS's threads spin waiting for each other; classic's split parts,
 each on one BLAS thread, don't spin (+1% then). The count is fixed per use, never
 chosen from the current load, because it changes float32 rounding: the same seed must give the
 same metrics, and a resumed run the same result as an uninterrupted one. So: one thread for
 ``"train"`` (the seed network) and ``"benchmark"``; two (at most the core count) for
 ``"train-large"`` (classic, modern, mlp) and ``"inference"``, with ``contention_warning`` telling the
 user when other processes keep a core busy. With two threads, ``Network.train_step`` runs the two
-halves of each batch at once, each on one BLAS thread (``scratchcnn.parallel``), when every
+parts of each batch at once, each thread on one BLAS thread (``scratchcnn.parallel``), when every
 layer allows it (every layer of the package does): that also puts the second core to work on NumPy's
 element-wise passes, and threads that wait don't spin. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every use; an
 ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` the user set before

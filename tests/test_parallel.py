@@ -29,7 +29,8 @@ def test_split_gradients_equal_the_whole_batch(rng, n, threads):
     split.batch_threads = threads
     x, labels = batch(rng, n)
     loss, probs = whole.loss_and_gradients(x, labels)
-    split_loss, split_probs = split._batch_runner().loss_and_gradients(x, labels)
+    splitter, part_size = split._splitter_for(x)
+    split_loss, split_probs = splitter.loss_and_gradients(x, labels, part_size)
     assert isinstance(split.splitter, parallel.BatchSplitter)
     assert split_loss == pytest.approx(loss, rel=1e-12)
     np.testing.assert_allclose(split_probs, probs, rtol=1e-10, atol=1e-14)
@@ -39,7 +40,7 @@ def test_split_gradients_equal_the_whole_batch(rng, n, threads):
 
 
 def test_split_training_follows_whole_batch_training(rng):
-    """Several Adam steps: the halves see the optimizer's in-place updates of the shared arrays."""
+    """Several Adam steps: the workers see the optimizer's in-place updates of the shared arrays."""
     whole, split = build_model("classic", dtype=np.float64), build_model("classic", dtype=np.float64)
     split.batch_threads = 2
     opt_whole, opt_split = sc.Adam(1e-3), sc.Adam(1e-3)
@@ -84,7 +85,7 @@ def test_the_runtime_thread_count_splits_when_every_layer_can(rng, monkeypatch):
     assert classic.splitter is not None
     assert coupled.splitter is None  # the whole batch on one thread
     monkeypatch.setattr(runtime, "_threads_in_force", 1)
-    assert build_model("classic")._batch_runner().__class__ is sc.Network
+    assert build_model("classic")._splitter_for(np.zeros((4, 28, 28), np.float32)) == (None, None)
 
 
 def test_layers_that_couple_the_batch_are_refused(rng):
@@ -103,7 +104,8 @@ def test_batchnorm_and_dropout_split_as_the_whole_batch(rng, n):
     whole.batch_threads, split.batch_threads = 1, 2
     x, labels = batch(rng, n)
     loss, probs = whole.loss_and_gradients(x, labels)
-    split_loss, split_probs = split._batch_runner().loss_and_gradients(x, labels)
+    splitter, part_size = split._splitter_for(x)
+    split_loss, split_probs = splitter.loss_and_gradients(x, labels, part_size)
     assert isinstance(split.splitter, parallel.BatchSplitter)
     assert split_loss == pytest.approx(loss, rel=1e-12)
     np.testing.assert_allclose(split_probs, probs, rtol=1e-10, atol=1e-14)
@@ -146,7 +148,7 @@ def test_a_failing_part_does_not_leave_its_peers_waiting(rng):
     network.train_step(x.astype(np.float32), labels, sc.SGD(1e-3))
 
 
-def test_new_layers_get_new_halves(rng):
+def test_new_layers_get_new_workers(rng):
     network = build_model("classic", dtype=np.float64)
     network.batch_threads = 2
     network.train_step(*batch(rng, 4), sc.SGD(1e-3))
@@ -156,7 +158,7 @@ def test_new_layers_get_new_halves(rng):
     network.layers[-1] = sc.Softmax(5 * 5 * 64, 10, dtype=np.float64)
     network.train_step(*batch(rng, 4), sc.SGD(1e-3))
     assert network.splitter is not first
-    assert network.splitter.halves[0].layers[-1].params is network.layers[-1].params
+    assert network.splitter.workers[0].layers[-1].params is network.layers[-1].params
 
 
 def test_an_error_in_a_part_reaches_the_caller(rng):
@@ -193,7 +195,7 @@ def test_a_copied_network_makes_its_own_splitter(rng):
     for twin in (copy.deepcopy(network), pickle.loads(pickle.dumps(network))):
         assert twin.splitter is None
         twin.train_step(*batch(rng, 4), sc.SGD(1e-3))
-        assert twin.splitter.halves[0].layers[0].params is twin.layers[0].params
+        assert twin.splitter.workers[0].layers[0].params is twin.layers[0].params
 
 
 # ----------------------------------------------------------------------------------------------
@@ -268,11 +270,11 @@ def test_prediction_with_replaced_methods_runs_on_one_thread(rng):
 
 
 @pytest.mark.parametrize("name", ["seed", "classic", "modern", "mlp"])
-def test_eval_batch_size_keeps_the_largest_array_within_chunk_bytes(name):
+def test_chunk_size_keeps_the_largest_array_within_chunk_bytes(name):
     from scratchcnn.network import CHUNK_BYTES, EVAL_BATCH
     network = build_model(name)
     x = np.zeros((3, 28, 28), np.float32)
-    size = network.eval_batch_size(x)
+    size = network.chunk_size(x)
     assert 1 <= size <= EVAL_BATCH
     network.predict_proba(np.zeros((size, 28, 28), np.float32), batch_size=size)  # one chunk
     largest = max(a.nbytes for layer in network.layers for a in vars(layer).values()
@@ -285,3 +287,51 @@ def test_eval_batch_size_keeps_the_largest_array_within_chunk_bytes(name):
 def test_predicting_nothing_is_refused():
     with pytest.raises(ValueError, match="nothing to predict.*shape \\(0, 28, 28\\)"):
         build_model("seed").predict(np.zeros((0, 28, 28), np.float32))
+
+
+# ----------------------------------------------------------------------------------------------
+# Cache-sized parts in training (no layer sharing the batch): each thread runs several.
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_in_cache_sized_parts_equals_the_whole_batch(rng, monkeypatch, threads):
+    monkeypatch.setattr(runtime, "_threads_in_force", threads)
+    whole, split = build_model("classic", dtype=np.float64), build_model("classic", dtype=np.float64)
+    whole.batch_threads = 1
+    x, labels = batch(rng, 23)
+    splitter, part_size = split._splitter_for(x)
+    assert splitter is not None and part_size == split.chunk_size(x) < 23 / 2  # several parts a thread
+    loss, probs = whole.loss_and_gradients(x, labels)
+    split_loss, split_probs = splitter.loss_and_gradients(x, labels, part_size)
+    assert split_loss == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(split_probs, probs, rtol=1e-10, atol=1e-14)
+    for a, b in zip(whole.layers, split.layers):
+        for name in a.params:
+            np.testing.assert_allclose(b.grads[name], a.grads[name], rtol=1e-9, atol=1e-15)
+
+
+def test_training_in_parts_repeats_bit_for_bit(rng, monkeypatch):
+    monkeypatch.setattr(runtime, "_threads_in_force", 2)
+    data = [(x.astype(np.float32), labels) for x, labels in (batch(rng, 40) for _ in range(2))]
+    runs = []
+    for _ in range(2):
+        network, optimizer = build_model("classic"), sc.Adam(1e-3)
+        losses = [network.train_step(x, labels, optimizer)[0] for x, labels in data]
+        runs.append((losses, parameters(network)))
+    assert network.chunk_size(data[0][0]) < 20  # several parts on each thread
+    assert runs[0][0] == runs[1][0]
+    assert all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+def test_layers_sharing_the_batch_run_one_part_a_thread(rng, monkeypatch):
+    """BatchNorm's parts must all run at once: one thread runs the whole batch, two run halves."""
+    monkeypatch.setattr(runtime, "_threads_in_force", 1)
+    network = build_model("modern")
+    x, labels = batch(rng, 40)
+    assert network._splitter_for(x) == (None, None)
+    monkeypatch.setattr(runtime, "_threads_in_force", 2)
+    calls = []
+    conv = type(network.layers[0])
+    original = conv.forward
+    monkeypatch.setattr(conv, "forward", lambda self, x: calls.append(len(x)) or original(self, x))
+    network.train_step(x.astype(np.float32), labels, sc.SGD(1e-3))
+    assert sorted(calls[-8:]) == [20] * 8  # the four convolutions of each half

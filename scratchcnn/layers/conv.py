@@ -25,7 +25,7 @@ Speed notes, each measured on the training step (one thread, alternating old and
   contiguous values (instead of ``sliding_window_view``): im2col ~10% faster, under 1% of the
   classic step, not worth a hand-made strided view. ``col2im`` as one ``(M, F) @ (F, k*k*C)``
   product, then k*k additions read back from it: 1.4-2x slower than the k*k small products.
-* The second core: ``scratchcnn.parallel`` runs halves of the batch at once, which helps
+* The second core: ``scratchcnn.parallel`` runs parts of the batch at once, which helps
   every layer; BLAS threads only help inside the products.
 """
 import numpy as np
