@@ -75,3 +75,11 @@ def test_train_throughput_refuses_an_unknown_model(tmp_path):
     proc, _ = run("train_throughput.py", "--models", "seed,nope", tmp_path=tmp_path)
     assert proc.returncode == 2
     assert "unknown nope" in proc.stderr
+
+
+def test_predict_chunks_reports_the_chosen_size_of_every_model(tmp_path):
+    proc, results = run("predict_chunks.py", "--threads", "1", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    chosen = {r["model"]: r["chosen"] for r in results["results"]}
+    assert set(chosen) == set(MODEL_NAMES) and chosen["modern"] < chosen["seed"]
+    assert all(r["img_s"]["chosen"] > 0 and len(r["img_s"]) == 4 for r in results["results"])
