@@ -14,11 +14,12 @@ from . import parallel, runtime
 from .losses import check_labels, cross_entropy, softmax_cross_entropy
 
 EVAL_BATCH = 500  # at most this many images per forward pass when predicting or evaluating
-# Predicting, a chunk of images per forward pass is as large as keeps the largest array a layer
-# makes (an im2col window matrix, usually) within this size, so the passes over it are served
-# from the CPU's caches instead of memory: 1.4-1.7x faster than chunks of EVAL_BATCH for the
-# convolutional models, and within a few percent of the best chunk for every model, measured with
-# benchmarks/predict_chunks.py (table in benchmarks/README.md).
+# A chunk of images per forward pass (predicting) or per part of a batch (training, when no layer
+# shares the batch) is as large as keeps the largest array a layer makes (an im2col window
+# matrix, usually) within this size, so the passes over it are served from the CPU's caches
+# instead of memory. Predicting: 1.5-1.8x faster than chunks of EVAL_BATCH for the convolutional
+# models on one thread, within a few percent of the best chunk for nearly every model
+# (benchmarks/predict_chunks.py, table in benchmarks/README.md); training classic: +19% on one thread.
 CHUNK_BYTES = 3 * 2 ** 20
 
 
@@ -186,9 +187,10 @@ class Network:
             return np.concatenate(self.chunk_runner.forward(chunks))
 
     def chunk_size(self, x):
-        """How many images of ``x`` ``(N, ...)`` ``predict_proba`` runs per forward pass: as
-        many as keep each layer's largest array within ``CHUNK_BYTES``, at most ``EVAL_BATCH``.
-        Found once per image shape by a forward pass of one image (sizes grow with the batch)."""
+        """How many images of ``x`` ``(N, ...)`` ``predict_proba`` runs per forward pass, and a
+        split training batch per part: as many as keep each layer's largest array within
+        ``CHUNK_BYTES``, at most ``EVAL_BATCH``. Found once per image shape by a forward pass of
+        one image in evaluation mode (the arrays grow in proportion to the images)."""
         key = (x.shape[1:], x.dtype.str)
         if key not in self.chunk_sizes:
             with self.evaluating():

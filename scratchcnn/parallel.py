@@ -278,8 +278,7 @@ class ChunkRunner:
     def forward(self, chunks):
         """``[network.forward(chunk) for chunk in chunks]``, computed ``threads`` at once."""
         layers = self.network.layers
-        self.parts = [type(self.network)([replica(layer, old) for layer, old in
-                                          zip(layers, part.layers if part else [None] * len(layers))])
+        self.parts = [type(self.network)([replica(layer, old) for layer, old in zip(layers, self._buffers_of(part))])
                       for part in self.parts]
         outputs = [None] * len(chunks)
 
@@ -290,9 +289,14 @@ class ChunkRunner:
         with self.blas.limit(limits=1, user_api="blas"):  # one BLAS thread per share
             futures = [self.pool.submit(contextvars.copy_context().run, run_share, t)
                        for t in range(1, self.threads)]
-            try:
-                run_share(0)
-            finally:
-                for future in futures:
-                    future.result()  # waits for all, even on error
+            errors = [outcome(run_share, 0)[1]] + [outcome(future.result)[1] for future in futures]
+        error = next((e for e in errors if e is not None), None)  # raised once all have stopped
+        if error is not None:
+            raise error
         return outputs
+
+    def _buffers_of(self, part):
+        """The layers whose buffers a new replica of each layer reuses: ``part``'s, from the last
+        call, while the network still has as many layers; else none."""
+        layers = self.network.layers
+        return part.layers if part is not None and len(part.layers) == len(layers) else [None] * len(layers)

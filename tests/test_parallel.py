@@ -325,3 +325,13 @@ def test_layers_sharing_the_batch_run_one_part_a_thread(rng, monkeypatch):
     monkeypatch.setattr(conv, "forward", lambda self, x: calls.append(len(x)) or original(self, x))
     network.train_step(x.astype(np.float32), labels, sc.SGD(1e-3))
     assert sorted(calls[-8:]) == [20] * 8  # the four convolutions of each half
+
+
+def test_predicting_after_the_layers_change_uses_the_new_layers(rng):
+    network = build_model("classic", dtype=np.float64)
+    network.batch_threads = 2
+    x = rng.random((6, 28, 28)) - 0.5
+    network.predict_proba(x, batch_size=2)
+    network.layers[-1:] = [sc.Flatten(), sc.Dense(5 * 5 * 64, 3, dtype=np.float64, rng=rng)]  # one more layer
+    np.testing.assert_array_equal(network.predict_proba(x, batch_size=2), chunk_by_chunk(network, x, 2))
+    assert network.predict_proba(x, batch_size=2).shape == (6, 3)

@@ -88,6 +88,8 @@ class BatchNorm(Layer):
 
     def _values_per_channel(self, x):
         """How many values each channel has in the batch, all parts of a split batch counted."""
+        if len(x) == 0:
+            return 0
         images = len(x) if self.peers is None else self.peers.whole_batch
         return x.size // (len(x) * self.num_features) * images
 
