@@ -3,7 +3,8 @@
 For the seed and classic networks (``--models``) at their default batch: each layer's forward and
 backward milliseconds inside ``Network.train_step`` (plain SGD), its share of the step, and the
 GFLOP/s achieved by each layer that multiplies matrices (convolutions, Dense, Softmax) -- next
-to the GFLOP/s the same forward product reaches on its own in BLAS, and the machine's float32
+to the GFLOP/s the same forward product reaches on its own in BLAS (for the whole batch, and for
+one part of it where ``train_step`` runs the batch in cache-sized parts), and the machine's float32
 matmul GFLOP/s on a large square product at 1 and 2 threads. The gap between a layer and its
 product alone is the copies and passes around the product (im2col, col2im, reshapes); the gap
 between the product and the square matmul is the product's awkward shape.
@@ -99,6 +100,7 @@ def layers_child(task):
     x = rng.random((task["batch"], 28, 28), dtype=np.float32) - 0.5
     labels = rng.integers(0, 10, task["batch"])
     network, optimizer = build_model(task["model"], seed=0), SGD(1e-3)
+    part = part_images(network, x)
     step_s = measure_per_item(lambda: network.train_step(x, labels, optimizer), 1, 5, task["min_time"] / 5,
                               task["min_time"] / 5)
     records = instrument(network, optimizer)
@@ -115,13 +117,21 @@ def layers_child(task):
                            forward_s=statistics.median(rec["forward"]),
                            backward_s=statistics.median(rec["backward"]),
                            **products(layer, in_shape, out_shape, rec["state"]["returns_input_grad"],
-                                      task["min_time"] / 10)))
-    return {"step_s": step_s, "instrumented_step_s": statistics.median(steps),
+                                      task["min_time"] / 10, part / task["batch"])))
+    return {"step_s": step_s, "instrumented_step_s": statistics.median(steps), "part_images": part,
             "update_s": statistics.median(records["update"]), "layers": layers}
 
 
-def products(layer, in_shape, out_shape, returns_input_grad, min_time):
-    """FLOPs of the layer's matrix products and the GFLOP/s of its forward product alone.
+def part_images(network, x):
+    """Images per part when ``train_step`` cuts this batch in cache-sized parts (the timers
+    prevent it: the tables show the whole batch), else the whole batch."""
+    from scratchcnn import parallel
+    return len(x) if parallel.shares_batch(network.layers) else min(len(x), network.chunk_size(x))
+
+
+def products(layer, in_shape, out_shape, returns_input_grad, min_time, part_share):
+    """FLOPs of the layer's matrix products and the GFLOP/s of its forward product alone, for
+    the whole batch and for one part of it (``part_share`` of the rows; None if it is whole).
 
     Forward ``(M, K) @ (K, F)``; backward the weight gradient (same FLOPs) and, unless the
     layer skips it, the input gradient (same again)."""
@@ -130,9 +140,11 @@ def products(layer, in_shape, out_shape, returns_input_grad, min_time):
         return {}
     m, k, n = gemm
     forward = 2 * m * k * n
+    part_rows = max(1, round(m * part_share))
     return {"gemm": [m, k, n], "forward_flop": forward,
             "backward_flop": forward * (2 if returns_input_grad else 1), "returns_input_grad": returns_input_grad,
-            "gemm_alone_gflops": gemm_gflops(m, k, n, min_time)}
+            "gemm_alone_gflops": gemm_gflops(m, k, n, min_time),
+            "gemm_part_gflops": gemm_gflops(part_rows, k, n, min_time) if part_rows < m else None}
 
 
 def gemm_shape(layer, in_shape, out_shape):
@@ -167,13 +179,21 @@ def layer_table(result):
                      ms(layer["forward_s"]), ms(layer["backward_s"]), ms(total), f"{total / step:.0%}",
                      gflops(layer.get("forward_flop"), layer["forward_s"]),
                      gflops(layer.get("backward_flop"), layer["backward_s"]) + backward_note,
-                     f"{layer['gemm_alone_gflops']:.1f}" if "gemm" in layer else "-"])
+                     product_alone(layer)])
     rest = step - result["update_s"] - sum(layer["forward_s"] + layer["backward_s"] for layer in result["layers"])
     extra_rows = (("SGD update", result["update_s"]), ("loss and the rest", rest), ("**whole step**", step))
     for name, seconds in extra_rows:
         rows.append(["", name, "", "", "", ms(seconds), f"{seconds / step:.0%}", "", "", ""])
     return markdown_table(["#", "layer", "output", "forward ms", "backward ms", "ms", "share of the step",
-                           "forward GFLOP/s", "backward GFLOP/s", "its forward product alone, GFLOP/s"], rows)
+                           "forward GFLOP/s", "backward GFLOP/s",
+                           "its forward product alone, GFLOP/s (whole batch / one part)"], rows)
+
+
+def product_alone(layer):
+    if "gemm" not in layer:
+        return "-"
+    part = layer.get("gemm_part_gflops")
+    return f"{layer['gemm_alone_gflops']:.1f}" + (f" / {part:.1f}" if part else "")
 
 
 def report(args, peaks, profiles):
@@ -191,9 +211,11 @@ def report(args, peaks, profiles):
         if "failed" in result:
             text += f"failed: {result['failed']}\n"
             continue
+        parts = (f", which runs in parts of {result['part_images']} images"
+                 if result["part_images"] < batch else "")
         text += layer_table(result) + (
-            f"\n\nMedians over {args.steps} instrumented steps; the same step without the timers: "
-            f"{ms(result['step_s'])} ms.\n")
+            f"\n\nMedians over {args.steps} instrumented steps, each batch whole; the same step without "
+            f"the timers{parts}: {ms(result['step_s'])} ms.\n")
     return text
 
 
