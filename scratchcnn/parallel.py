@@ -39,6 +39,7 @@ original's); ``Network.train_step`` then runs the whole batch. After a split ste
 ``network.outputs`` and the layers' ``last_*`` caches are not refreshed: the workers' are in
 ``network.splitter.workers``.
 """
+import contextlib
 import contextvars
 import copy
 import threading
@@ -83,6 +84,33 @@ def replica(layer, caches_from=None):
         if name.startswith("last_"):
             setattr(twin, name, getattr(caches_from, name, None))
     return twin
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0        # threads inside one_blas_thread() right now
+_blas_before = None    # threadpoolctl's record of the count to restore when the last one leaves
+_blas_controller = None  # found once: looking for the loaded libraries takes ~0.3 ms, limiting 6 us
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """BLAS on one thread inside (a process-wide setting, through threadpoolctl). Several threads
+    may be inside at once (a page request predicting while a job trains): the first in sets it,
+    the last out restores the count from before, so an early leaver can't restore it under the
+    others, nor a late one leave it at one thread."""
+    global _blas_users, _blas_before, _blas_controller
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_controller = _blas_controller or threadpoolctl.ThreadpoolController()
+            _blas_before = _blas_controller.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_before.restore_original_limits()
 
 
 def part_sizes(n, parts):
@@ -167,7 +195,6 @@ class BatchSplitter:
         self.workers = [type(network)([replica(layer) for layer in network.layers])
                         for _ in range(threads)]
         self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="scratchcnn-part") if threads > 1 else None
-        self.blas = threadpoolctl.ThreadpoolController()
 
     def __reduce__(self):
         """Copied or pickled, a splitter becomes None (threads can't be copied): a copy of the
@@ -198,7 +225,7 @@ class BatchSplitter:
         for worker, peers in zip(self.workers, all_peers):
             for layer, twin in zip(self.network.layers, worker.layers):
                 twin.training, twin.peers = layer.training, peers
-        with self.blas.limit(limits=1, user_api="blas"):  # one BLAS thread per thread of parts
+        with one_blas_thread():  # each thread of parts on one BLAS thread
             results = self._run_shares(shares, n)
         loss = sum(share_loss for share_loss, _, _ in results)
         for i, layer in enumerate(self.network.layers):  # the shares' sums, in their fixed order
@@ -270,7 +297,6 @@ class ChunkRunner:
         self.network, self.threads = network, threads
         self.parts = [None] * threads  # each thread's replicas of the layers, from the last call
         self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="scratchcnn-chunk")
-        self.blas = threadpoolctl.ThreadpoolController()
 
     def __reduce__(self):
         return type(None), ()  # as BatchSplitter's: a copied network makes its own
@@ -286,7 +312,7 @@ class ChunkRunner:
             for i in range(t, len(chunks), self.threads):
                 outputs[i] = self.parts[t].forward(chunks[i])
 
-        with self.blas.limit(limits=1, user_api="blas"):  # one BLAS thread per share
+        with one_blas_thread():  # each share on one BLAS thread
             futures = [self.pool.submit(contextvars.copy_context().run, run_share, t)
                        for t in range(1, self.threads)]
             errors = [outcome(run_share, 0)[1]] + [outcome(future.result)[1] for future in futures]

@@ -335,3 +335,24 @@ def test_predicting_after_the_layers_change_uses_the_new_layers(rng):
     network.layers[-1:] = [sc.Flatten(), sc.Dense(5 * 5 * 64, 3, dtype=np.float64, rng=rng)]  # one more layer
     np.testing.assert_array_equal(network.predict_proba(x, batch_size=2), chunk_by_chunk(network, x, 2))
     assert network.predict_proba(x, batch_size=2).shape == (6, 3)
+
+
+def test_one_blas_thread_restores_the_count_when_the_last_user_leaves():
+    """Two users whose stays overlap (a request predicting while a job trains): the first to leave
+    must not restore the count under the other, and the last must restore it."""
+    import threadpoolctl
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("threadpoolctl controls no BLAS library in this process")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        first, second = parallel.one_blas_thread(), parallel.one_blas_thread()
+        first.__enter__()
+        second.__enter__()
+        assert blas_threads() == {1}
+        first.__exit__(None, None, None)
+        assert blas_threads() == {1}
+        second.__exit__(None, None, None)
+        assert blas_threads() == {2}
