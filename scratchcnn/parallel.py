@@ -179,8 +179,8 @@ class BatchSplitter:
     Each thread has its ``workers[t]`` replicas and takes a share of the batch: one part, or,
     when no layer shares the batch (``shares_batch``), several parts of at most ``part_size``
     images, one after another. Small parts keep each layer's arrays in the CPU's caches
-    (``Network.chunk_size``): the classic network's step is ~20% faster on one thread in parts
-    of 8 images than whole, and more on two, whose threads share one cache.
+    (``Network.chunk_size``): the classic network's step is ~19% faster on one thread in parts
+    of 9 images than whole, a few percent on two (benchmarks/README.md).
     """
 
     def __init__(self, network, threads):
