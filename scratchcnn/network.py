@@ -193,8 +193,11 @@ class Network:
         one image in evaluation mode (the arrays grow in proportion to the images)."""
         key = (x.shape[1:], x.dtype.str)
         if key not in self.chunk_sizes:
-            with self.evaluating():
-                self.forward(x[:1])
+            try:
+                with self.evaluating():
+                    self.forward(x[:1])
+            except ValueError as error:  # bad input, found on one image: say what the caller passed
+                raise ValueError(f"{error} (in a pass over the first image of x, shape {x.shape})") from None
             arrays = [a for layer in self.layers for a in vars(layer).values() if isinstance(a, np.ndarray)]
             largest = max(a.nbytes for a in arrays + self.outputs)  # for one image
             self.chunk_sizes[key] = int(min(EVAL_BATCH, max(1, CHUNK_BYTES // largest)))

@@ -49,6 +49,7 @@ import numpy as np
 import threadpoolctl
 
 from .layers import AvgPool2, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2, ReLU, Softmax
+from .losses import check_labels
 
 SPLITTABLE = (Conv2D, Dense, Flatten, MaxPool2, AvgPool2, ReLU, Softmax, BatchNorm, Dropout)
 METHODS = ("forward", "backward", "backward_from_logits")
@@ -214,6 +215,7 @@ class BatchSplitter:
         ``part_size`` images (one per thread if None, or if a layer shares the batch).
         Returns ``(mean loss, probs (N, K))``; fills the network's layers' ``grads``."""
         n = len(x)
+        labels = check_labels(labels, n, np.iinfo(np.int64).max)  # before cutting: the whole batch's sizes in any error
         threads = min(self.threads, n)
         parts = threads if part_size is None or shares_batch(self.layers) else max(threads, -(-n // part_size))
         sizes = part_sizes(n, parts)

@@ -356,3 +356,16 @@ def test_one_blas_thread_restores_the_count_when_the_last_user_leaves():
         assert blas_threads() == {1}
         second.__exit__(None, None, None)
         assert blas_threads() == {2}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_errors_name_the_callers_batch_not_a_part(rng, monkeypatch, threads):
+    """Labels that don't match the batch, and images of the wrong shape, are reported with the
+    sizes the caller passed, not those of a part or of the one-image probe."""
+    monkeypatch.setattr(runtime, "_threads_in_force", threads)
+    network = build_model("classic")
+    x = np.zeros((40, 28, 28), np.float32)
+    with pytest.raises(ValueError, match=r"expected shape \(40,\) to match the batch of 40, got shape \(39,\)"):
+        network.train_step(x, np.zeros(39, int), sc.SGD(1e-3))
+    with pytest.raises(ValueError, match=r"Conv2D: expected input .* first image of x, shape \(3, 28\)"):
+        network.predict(np.zeros((3, 28), np.float32))
