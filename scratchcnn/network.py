@@ -14,12 +14,13 @@ from . import parallel, runtime
 from .losses import check_labels, cross_entropy, softmax_cross_entropy
 
 EVAL_BATCH = 500  # at most this many images per forward pass when predicting or evaluating
-# A chunk of images per forward pass (predicting) or per part of a batch (training, when no layer
-# shares the batch) is as large as keeps the largest array a layer makes (an im2col window
-# matrix, usually) within this size, so the passes over it are served from the CPU's caches
+# A chunk of images per forward pass (predicting) or per part of a batch (training on one thread,
+# when no layer shares the batch) is as large as keeps the largest array a layer makes (an im2col
+# window matrix, usually) within this size, so the passes over it are served from the CPU's caches
 # instead of memory. Predicting: 1.5-1.8x faster than chunks of EVAL_BATCH for the convolutional
 # models on one thread, within a few percent of the best chunk for nearly every model
-# (benchmarks/predict_chunks.py, table in benchmarks/README.md); training classic: +19% on one thread.
+# (benchmarks/predict_chunks.py, table in benchmarks/README.md); training classic on one thread:
+# +19% on the AVX-512 Zen 5 machine, even on the AVX2 Zen 3 one.
 CHUNK_BYTES = 3 * 2 ** 20
 
 
@@ -45,7 +46,7 @@ class Network:
         self.batch_threads = None
         self.splitter = None  # the parallel.BatchSplitter in use, made by the first split step
         self.chunk_runner = None  # the parallel.ChunkRunner that predicts on several threads
-        self.chunk_sizes = {}  # chunk_size's answers, by the shape of one image
+        self.largest_per_image = {}  # image_bytes's answers, by the shape of one image
 
     cross_entropy = staticmethod(cross_entropy)
 
@@ -138,16 +139,27 @@ class Network:
 
     def _splitter_for(self, x):
         """``(None, None)`` to run the training batch ``x`` whole, in one pass, or
-        ``(a parallel.BatchSplitter, the size of its parts or None)``. It splits on
-        several threads (``batch_threads``, or else the runtime's thread count if every layer
-        can be split), and, on any number of threads, into cache-sized parts (``chunk_size``)
-        when no layer shares the batch. ``batch_threads=1`` always runs the whole batch."""
+        ``(a parallel.BatchSplitter, the size of its parts or None)``.
+
+        On several threads (``batch_threads``, or else the runtime's thread count if every layer
+        can be split) each thread runs one part; with the runtime's count, only where that pays
+        (``parallel.worth_splitting``): else the whole batch runs with BLAS's own threads. On
+        one thread, the batch runs in cache-sized parts (``chunk_size``) when no layer shares
+        it. ``batch_threads=1`` always runs the whole batch.
+        """
         threads = self.batch_threads or runtime.threads_in_force()
-        if self.batch_threads == 1 or (self.batch_threads is None and parallel.unsplittable_layer(self.layers)):
+        automatic = self.batch_threads is None
+        if self.batch_threads == 1 or (automatic and parallel.unsplittable_layer(self.layers)):
             return None, None
-        part_size = None if parallel.shares_batch(self.layers) else self.chunk_size(x)
-        if threads < 2 and (part_size is None or len(x) <= part_size):
+        if threads >= 2:
+            part_bytes = -(-len(x) // threads) * self.image_bytes(x)
+            if automatic and not parallel.worth_splitting(self.layers, part_bytes):
+                return None, None
+            part_size = None  # one part a thread: smaller ones hand the GIL to and fro (parallel.py)
+        elif parallel.shares_batch(self.layers) or len(x) <= self.chunk_size(x):
             return None, None
+        else:
+            part_size = self.chunk_size(x)
         if self.splitter is None or not self.splitter.fits(self, threads):
             self.splitter = parallel.BatchSplitter(self, threads)  # refuses unsplittable layers
         return self.splitter, part_size
@@ -166,9 +178,10 @@ class Network:
     def predict_proba(self, x, batch_size=None):
         """Probabilities ``(N, num_classes)`` in evaluation mode, ``batch_size`` images per
         forward pass (None: ``chunk_size``). On several threads (``batch_threads``, or the
-        runtime's count) the passes run at once, each thread through its own copies of the
-        layers (``parallel.ChunkRunner``); ``outputs`` and the ``last_*`` caches are then not
-        those of the last chunk. The probabilities are the same either way."""
+        runtime's count where ``parallel.worth_splitting``) the passes run at once, each thread
+        through its own copies of the layers (``parallel.ChunkRunner``); ``outputs`` and the
+        ``last_*`` caches are then not those of the last chunk. The probabilities are the same
+        either way."""
         x = np.asarray(x)
         if len(x) == 0:
             raise ValueError(f"Network: nothing to predict, x has shape {x.shape}; pass at least one image")
@@ -176,6 +189,9 @@ class Network:
         threads = min(self.batch_threads or runtime.threads_in_force(), len(x))
         if threads > 1 and any(parallel.methods_replaced(layer) for layer in self.layers):
             threads = 1  # a profiler's timers on the layers: their copies would bypass them
+        if threads > 1 and self.batch_threads is None and \
+                not parallel.worth_splitting(self.layers, min(size, len(x)) * self.image_bytes(x)):
+            threads = 1  # the chunks one after another, with BLAS's own threads
         if threads > 1:
             size = min(size, -(-len(x) // threads))  # every thread gets a share
         chunks = [x[i:i + size] for i in range(0, len(x), size)]
@@ -188,20 +204,24 @@ class Network:
 
     def chunk_size(self, x):
         """How many images of ``x`` ``(N, ...)`` ``predict_proba`` runs per forward pass, and a
-        split training batch per part: as many as keep each layer's largest array within
-        ``CHUNK_BYTES``, at most ``EVAL_BATCH``. Found once per image shape by a forward pass of
-        one image in evaluation mode (the arrays grow in proportion to the images)."""
+        training batch on one thread per part: as many as keep each layer's largest array
+        within ``CHUNK_BYTES``, at most ``EVAL_BATCH``."""
+        return int(min(EVAL_BATCH, max(1, CHUNK_BYTES // self.image_bytes(x))))
+
+    def image_bytes(self, x):
+        """Bytes of the largest array any layer makes per image of ``x`` ``(N, ...)``. Found once
+        per image shape by a forward pass of one image in evaluation mode (the arrays grow in
+        proportion to the images)."""
         key = (x.shape[1:], x.dtype.str)
-        if key not in self.chunk_sizes:
+        if key not in self.largest_per_image:
             try:
                 with self.evaluating():
                     self.forward(x[:1])
             except ValueError as error:  # bad input, found on one image: say what the caller passed
                 raise ValueError(f"{error} (in a pass over the first image of x, shape {x.shape})") from None
             arrays = [a for layer in self.layers for a in vars(layer).values() if isinstance(a, np.ndarray)]
-            largest = max(a.nbytes for a in arrays + self.outputs)  # for one image
-            self.chunk_sizes[key] = int(min(EVAL_BATCH, max(1, CHUNK_BYTES // largest)))
-        return self.chunk_sizes[key]
+            self.largest_per_image[key] = max(a.nbytes for a in arrays + self.outputs)
+        return self.largest_per_image[key]
 
     def predict(self, x, batch_size=None):
         """Predicted classes ``(N,)``."""

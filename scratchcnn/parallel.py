@@ -7,8 +7,10 @@ ReLU run on one core whatever the BLAS thread count, and BLAS's own threads spin
 each other (several times slower) when another process keeps a core busy. Cutting the batch
 in parts instead keeps every core busy with all of the work: NumPy releases the GIL inside
 large copies, ufuncs and products, so the parts really run at the same time, each with one
-BLAS thread. And parts of a few images keep each layer's arrays (a window matrix of many MB
-for a whole batch) in the CPU's caches, on one thread as on two.
+BLAS thread. But each NumPy call hands the GIL from one thread to the other, so parts must be
+large (``worth_splitting``): on two threads each takes one part, half the batch. On one thread,
+parts of a few images keep each layer's arrays (a window matrix of many MB for a whole batch)
+in the CPU's caches.
 
 How, for a batch of N images cut in parts of n_i:
 
@@ -168,6 +170,24 @@ class Peers:
         return whole[start:start + self.sizes[self.part]]
 
 
+MIN_PART_BYTES = 2 ** 20  # worth_splitting: see there
+
+
+def worth_splitting(layers, part_bytes):
+    """True if a batch should run in parts on several threads rather than whole with BLAS's own
+    threads, given the bytes of the largest array of one part (``Network.image_bytes`` times
+    its images).
+
+    Only for convolutional networks: a network of dense layers is nearly all matrix products,
+    which BLAS's threads share out better than our parts (mlp trains ~40% faster whole). And
+    only for parts of at least ``MIN_PART_BYTES``: NumPy hands the GIL between the threads at
+    each call, which costs more than small parts gain (the seed network at batch 32, parts of
+    16 images: ~35% slower than whole; at batch 128, parts of 64: ~5% faster). Measured on the
+    2-core AVX2 machine (benchmarks/README.md).
+    """
+    return any(isinstance(layer, Conv2D) for layer in layers) and part_bytes >= MIN_PART_BYTES
+
+
 def shares_batch(layers):
     """True if a layer in training shares the batch between parts through ``Peers`` (then the
     parts must all run at once, one per thread)."""
@@ -180,8 +200,10 @@ class BatchSplitter:
     Each thread has its ``workers[t]`` replicas and takes a share of the batch: one part, or,
     when no layer shares the batch (``shares_batch``), several parts of at most ``part_size``
     images, one after another. Small parts keep each layer's arrays in the CPU's caches
-    (``Network.chunk_size``): the classic network's step is ~19% faster on one thread in parts
-    of 9 images than whole, a few percent on two (benchmarks/README.md).
+    (``Network.chunk_size``): on one thread, the classic network's step was ~19% faster in
+    parts of 9 images than whole on the AVX-512 machine (even on the AVX2 one). On two threads
+    they were ~11% slower than one part a thread on the AVX2 machine (+3% on the AVX-512 one),
+    so ``Network`` gives each thread one part there (benchmarks/README.md).
     """
 
     def __init__(self, network, threads):

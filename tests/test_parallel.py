@@ -86,11 +86,36 @@ def test_the_runtime_thread_count_splits_when_every_layer_can(rng, monkeypatch):
     classic, coupled = build_model("classic"), build_model("classic")
     coupled.layers.insert(1, BatchMean())
     for network in (classic, coupled):
-        network.train_step(*batch(rng, 4), sc.SGD(1e-3))
+        network.train_step(*batch(rng, 8), sc.SGD(1e-3))
     assert classic.splitter is not None
     assert coupled.splitter is None  # the whole batch on one thread
     monkeypatch.setattr(runtime, "_threads_in_force", 1)
     assert build_model("classic")._splitter_for(np.zeros((4, 28, 28), np.float32)) == (None, None)
+
+
+@pytest.mark.parametrize("name, n, split", [("classic", 8, True), ("classic", 4, False),
+                                             ("seed", 128, True), ("seed", 32, False),
+                                             ("modern", 64, True), ("mlp", 1024, False)])
+def test_the_runtime_thread_count_splits_only_where_it_pays(monkeypatch, name, n, split):
+    """Two threads: one part a thread for a convolutional network with parts of at least
+    MIN_PART_BYTES, else the whole batch (BLAS's own threads); batch_threads=2 always splits."""
+    monkeypatch.setattr(runtime, "_threads_in_force", 2)
+    network, x = build_model(name), np.zeros((n, 28, 28), np.float32)
+    part_bytes = n // 2 * network.image_bytes(x)
+    assert parallel.worth_splitting(network.layers, part_bytes) == split
+    splitter, part_size = network._splitter_for(x)
+    assert (splitter is not None) == split and part_size is None
+    network.batch_threads = 2
+    assert network._splitter_for(x)[0] is not None
+
+
+def test_predicting_uses_the_chunk_runner_only_where_it_pays(rng, monkeypatch):
+    monkeypatch.setattr(runtime, "_threads_in_force", 2)
+    x = (rng.random((40, 28, 28)) - 0.5).astype(np.float32)
+    mlp, classic = build_model("mlp"), build_model("classic")
+    for network in (mlp, classic):
+        network.predict(x)
+    assert mlp.chunk_runner is None and isinstance(classic.chunk_runner, parallel.ChunkRunner)
 
 
 def test_layers_that_couple_the_batch_are_refused(rng):
@@ -291,23 +316,33 @@ def test_predicting_nothing_is_refused():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_training_in_cache_sized_parts_equals_the_whole_batch(rng, monkeypatch, threads):
+    """One thread: parts of chunk_size, one after another. Two threads: one part a thread, as
+    Network chooses, and several (the splitter given a part size), as the splitter can."""
     monkeypatch.setattr(runtime, "_threads_in_force", threads)
     whole, split = build_model("classic", dtype=np.float64), build_model("classic", dtype=np.float64)
     whole.batch_threads = 1
     x, labels = batch(rng, 23)
-    assert split.chunk_size(x) < 23 / 2  # several parts a thread
+    assert split.chunk_size(x) < 23 / 2
     assert_split_equals_whole(whole, split, x, labels)
+    if threads == 2:
+        splitter, _ = split._splitter_for(x)
+        loss, probs = splitter.loss_and_gradients(x, labels, part_size=split.chunk_size(x))
+        assert loss == pytest.approx(whole.loss_and_gradients(x, labels)[0], rel=1e-12)
+        for a, b in zip(whole.layers, split.layers):
+            for name in a.params:
+                np.testing.assert_allclose(b.grads[name], a.grads[name], rtol=1e-9, atol=1e-15)
 
 
-def test_training_in_parts_repeats_bit_for_bit(rng, monkeypatch):
-    monkeypatch.setattr(runtime, "_threads_in_force", 2)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_in_parts_repeats_bit_for_bit(rng, monkeypatch, threads):
+    monkeypatch.setattr(runtime, "_threads_in_force", threads)
     data = [(x.astype(np.float32), labels) for x, labels in (batch(rng, 40) for _ in range(2))]
     runs = []
     for _ in range(2):
         network, optimizer = build_model("classic"), sc.Adam(1e-3)
         losses = [network.train_step(x, labels, optimizer)[0] for x, labels in data]
         runs.append((losses, parameters(network)))
-    assert network.chunk_size(data[0][0]) < 20  # several parts on each thread
+    assert network.splitter is not None  # in parts: of chunk_size on one thread, halves on two
     assert runs[0][0] == runs[1][0]
     assert all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
 
