@@ -115,7 +115,8 @@ def layers_child(task):
         in_shape, out_shape = np.shape(network.outputs[i]), np.shape(network.outputs[i + 1])
         layers.append(dict(name=type(layer).__name__, output_shape=list(out_shape),
                            forward_s=statistics.median(rec["forward"]),
-                           backward_s=statistics.median(rec["backward"]),
+                           # 0 for a layer never stepped back (a Flatten before the first weights)
+                           backward_s=statistics.median(rec["backward"] or [0.0]),
                            **products(layer, in_shape, out_shape, rec["state"]["returns_input_grad"],
                                       task["min_time"] / 10, part / task["batch"])))
     return {"step_s": step_s, "instrumented_step_s": statistics.median(steps), "part_images": part,
@@ -123,10 +124,13 @@ def layers_child(task):
 
 
 def part_images(network, x):
-    """Images per part when ``train_step`` cuts this batch in cache-sized parts (the timers
-    prevent it: the tables show the whole batch), else the whole batch."""
-    from scratchcnn import parallel
-    return len(x) if parallel.shares_batch(network.layers) else min(len(x), network.chunk_size(x))
+    """Images per part as ``train_step`` cuts this batch (the timers prevent it: the tables
+    show the whole batch): cache-sized parts on one thread, one part a thread on several, or
+    the whole batch."""
+    splitter, part_size = network._splitter_for(x)
+    if splitter is None:
+        return len(x)
+    return part_size or -(-len(x) // splitter.threads)
 
 
 def products(layer, in_shape, out_shape, returns_input_grad, min_time, part_share):
