@@ -23,9 +23,11 @@ same metrics, and a resumed run the same result as an uninterrupted one. So: one
 ``"train"`` (the seed network) and ``"benchmark"``; two (at most the core count) for
 ``"train-large"`` (classic, modern, mlp) and ``"inference"``, with ``contention_warning`` telling the
 user when other processes keep a core busy. With two threads, ``Network.train_step`` runs the two
-parts of each batch at once, each thread on one BLAS thread (``scratchcnn.parallel``), when every
-layer allows it (every layer of the package does): that also puts the second core to work on NumPy's
-element-wise passes, and threads that wait don't spin. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every use; an
+halves of each batch at once, each thread on one BLAS thread (``scratchcnn.parallel``), where that
+pays (``parallel.worth_splitting``: convolutional networks, halves of at least 1 MiB): that also puts
+the second core to work on NumPy's element-wise passes, and threads that wait don't spin. mlp, nearly
+all matrix products, and small batches run whole on BLAS's two threads. ``SCRATCHCNN_BLAS_THREADS=N``
+overrides every use; an
 ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` the user set before
 starting is left alone.
 
