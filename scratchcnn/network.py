@@ -20,7 +20,7 @@ EVAL_BATCH = 500  # at most this many images per forward pass when predicting or
 # instead of memory. Predicting: 1.5-1.8x faster than chunks of EVAL_BATCH for the convolutional
 # models on one thread, within a few percent of the best chunk for nearly every model
 # (benchmarks/predict_chunks.py, table in benchmarks/README.md); training classic on one thread:
-# +19% on the AVX-512 Zen 5 machine, even on the AVX2 Zen 3 one.
+# +19% on the AVX-512 Zen 5 machine, +0-4% on the AVX2 Zen 3 one.
 CHUNK_BYTES = 3 * 2 ** 20
 
 

@@ -201,7 +201,7 @@ class BatchSplitter:
     when no layer shares the batch (``shares_batch``), several parts of at most ``part_size``
     images, one after another. Small parts keep each layer's arrays in the CPU's caches
     (``Network.chunk_size``): on one thread, the classic network's step was ~19% faster in
-    parts of 9 images than whole on the AVX-512 machine (even on the AVX2 one). On two threads
+    parts of 9 images than whole on the AVX-512 machine (0-4% on the AVX2 one). On two threads
     they were ~11% slower than one part a thread on the AVX2 machine (+3% on the AVX-512 one),
     so ``Network`` gives each thread one part there (benchmarks/README.md).
     """
