@@ -99,6 +99,7 @@ class MaxPool2(Layer):
     is a strided view of the rows step's result.
     """
     window = (2, 2, 0)  # (size, stride, padding)
+    last_patterns = None  # (shape key, routing patterns), see _patterns
 
     def forward(self, x):
         x = _check_input(self, x)
@@ -120,29 +121,37 @@ class MaxPool2(Layer):
         return _to_input_shape(d_rows, self.last_input)
 
     def _routing_mask(self, c, row):
-        """``(N*H2/2, 2*row)`` booleans, one line per pair of image rows: True at the one input
-        each window's gradient goes to."""
+        """``(N*H2*W2*C,)`` booleans: True at the one input each window's gradient goes to."""
         flat, column_max = _flat_even_part(self.last_input), self.last_column_max
-        pair = np.arange(2 * row)                     # positions along a pair of image rows
-        is_left, is_top = pair % (2 * c) < c, pair < row
+        is_left, is_top, is_top_left = self._patterns(flat.size, c, row)
         # Which pixel of each row's pair wins (meaningful at left pixels): the right one only if
         # strictly larger. True on the winner: the left pixel, or C values on for the right.
         right_wins = shifted(np.less, flat, c, bool)  # x[i] < x[i + C]
-        lines = right_wins.reshape(-1, 2 * row)       # the same, a line per pair of image rows
-        lines &= is_left
-        column_choice = and_not(is_left, lines)
-        column_choice.reshape(-1)[c:] |= right_wins[:-c]
+        right_wins &= is_left
+        column_choice = and_not(is_left, right_wins)
+        column_choice[c:] |= right_wins[:-c]
         # Which row of each window wins (meaningful at top-left pixels): the bottom one only if
         # strictly larger. True on both pixels of the winning row.
         bottom_wins = shifted(np.less, column_max, row, bool)
-        lines = bottom_wins.reshape(-1, 2 * row)
-        lines &= is_left & is_top
+        bottom_wins &= is_top_left
         bottom_wins[c:] |= bottom_wins[:-c]           # onto the top row's right pixel (NumPy
                                                       # reads overlapping operands unshifted)
-        row_choice = and_not(is_top, lines)
-        row_choice.reshape(-1)[row:] |= bottom_wins[:-row]  # onto the bottom row
+        row_choice = and_not(is_top, bottom_wins)
+        row_choice[row:] |= bottom_wins[:-row]        # onto the bottom row
         column_choice &= row_choice                   # the winning pixel of the winning row
         return column_choice
+
+    def _patterns(self, size, c, row):
+        """``(is_left, is_top, is_top_left)``: booleans over the flat even part of the input,
+        True at the left pixels, the windows' top rows, and both. Kept between steps of the same
+        shape: full-length operands make every pass above contiguous, ~1.4x faster than
+        broadcasting one line's pattern."""
+        key = (size, c, row)
+        if self.last_patterns is None or self.last_patterns[0] != key:
+            pair = np.arange(2 * row)                 # positions along a pair of image rows
+            is_left, is_top = (np.tile(line, size // (2 * row)) for line in (pair % (2 * c) < c, pair < row))
+            self.last_patterns = (key, (is_left, is_top, is_left & is_top))
+        return self.last_patterns[1]
 
 
 class AvgPool2(Layer):
