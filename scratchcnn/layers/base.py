@@ -24,6 +24,17 @@ import numpy as np
 INIT_SCHEMES = ("tutorial", "he", "glorot")
 
 
+def example_rows(x):
+    """``x`` ``(N, ...)`` as ``(N, values per example)``: a view when ``x`` is contiguous, else a
+    copy. A strided ``x`` whose last axis is contiguous (a pooling layer's output: runs of C
+    channels) is copied run by run, each run one opaque item: NumPy's own copy of such a view
+    loops over runs of only C values, ~2x slower for the seed network's 8 channels."""
+    if x.flags.c_contiguous or x.ndim < 2 or x.strides[-1] != x.itemsize or x.dtype.hasobject:
+        return x.reshape(len(x), -1)
+    runs = x.view(np.dtype((np.void, x.shape[-1] * x.itemsize)))  # (N, ..., 1)
+    return np.ascontiguousarray(runs).view(x.dtype).reshape(len(x), -1)
+
+
 class Layer:
     """Base class: a layer with no parameters until a subclass adds some."""
 

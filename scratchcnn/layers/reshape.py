@@ -1,5 +1,5 @@
 """Shape-only layers."""
-from .base import Layer, as_array
+from .base import Layer, as_array, example_rows
 
 
 class Flatten(Layer):
@@ -8,7 +8,7 @@ class Flatten(Layer):
     def forward(self, x):
         x = as_array(self, x, range(1, 8), "(N, ...)")
         self.last_input_shape = x.shape
-        return x.reshape(len(x), -1)
+        return example_rows(x)
 
     def backward(self, d_out):
         return d_out.reshape(self.last_input_shape)

@@ -1,7 +1,7 @@
 """The tutorial's last layer: fully connected, then softmax. ``(N, ...) -> (N, nodes)``."""
 import numpy as np
 
-from .base import Layer, as_array, check_dtype, init_weights
+from .base import Layer, as_array, check_dtype, example_rows, init_weights
 
 
 def stable_softmax(logits):
@@ -43,7 +43,7 @@ class Softmax(Layer):
                              "build the layer with input_len = the product of its input's shape "
                              f"after the batch axis")
         self.last_input_shape = x.shape
-        self.last_input = x.reshape(len(x), -1).astype(self.dtype, copy=False)  # (N, input_len)
+        self.last_input = example_rows(x).astype(self.dtype, copy=False)  # (N, input_len)
         self.last_totals = self.last_input @ self.params["weights"]
         self.last_totals += self.params["biases"]
         self.last_output = stable_softmax(self.last_totals)
