@@ -91,6 +91,26 @@ def test_maxpool_odd_sizes_floor(rng):
     assert d_x.shape == x.shape and not d_x[:, 4].any() and not d_x[:, :, 6].any()
 
 
+def test_maxpool_routes_alike_when_the_batch_shape_changes(rng):
+    """The routing patterns kept between steps are remade for a new shape (a last, smaller batch)."""
+    pool, twin = sc.MaxPool2(), loops.MaxPool2()
+    for shape in [(4, 6, 6, 3), (3, 6, 6, 3), (2, 8, 6, 3), (4, 6, 6, 3)]:
+        x = np.round(rng.random(shape) * 3)  # small integers: many ties
+        d_out = rng.standard_normal((shape[0], shape[1] // 2, shape[2] // 2, shape[3]))
+        pool.forward(x), twin.forward(x)
+        np.testing.assert_array_equal(pool.backward(d_out), twin.backward(d_out))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_example_rows_copies_strided_runs_exactly(rng, dtype):
+    from scratchcnn.layers.base import example_rows
+    x = (rng.random((3, 6, 6, 5)) * 100).astype(dtype)
+    for view in (x, x[:, ::2, ::2], x[:, ::2, ::2, 1:4], x.transpose(0, 2, 1, 3), x[:, :, :, ::2]):
+        rows = example_rows(view)
+        assert rows.shape == (len(view), view[0].size) and rows.flags.c_contiguous
+        np.testing.assert_array_equal(rows, view.reshape(len(view), -1))
+
+
 def test_avgpool_values():
     x = np.arange(16, dtype=np.float64).reshape(1, 4, 4, 1)
     np.testing.assert_array_equal(sc.AvgPool2().forward(x)[0, :, :, 0], [[2.5, 4.5], [10.5, 12.5]])
