@@ -12,24 +12,23 @@ it: a ``*_NUM_THREADS`` variable written here would be inherited by every proces
 starts (a test's ``python -m scratchcnn.train``, a benchmark's children), which would take it
 for the user's own choice.
 
-BLAS threads. Measured on the 2-core development machine (benchmarks/blas_threads.py, table in
-benchmarks/README.md): the seed network's small 9-wide products train a third slower on two
-threads even when the machine is idle; classic trains ~78% faster on two (the batch split below),
-mlp ~47%, modern ~35%. But two BLAS threads are up to ~50% *slower* when another process keeps a
-core busy (mlp), because OpenBLAS's threads spin waiting for each other; classic's split parts,
-each on one BLAS thread, don't spin (+1% then). The count is fixed per use, never
-chosen from the current load, because it changes float32 rounding: the same seed must give the
-same metrics, and a resumed run the same result as an uninterrupted one. So: one thread for
-``"train"`` (the seed network) and ``"benchmark"``; two (at most the core count) for
-``"train-large"`` (classic, modern, mlp) and ``"inference"``, with ``contention_warning`` telling the
-user when other processes keep a core busy. With two threads, ``Network.train_step`` runs the two
-halves of each batch at once, each thread on one BLAS thread (``scratchcnn.parallel``), where that
-pays (``parallel.worth_splitting``: convolutional networks, halves of at least 1 MiB): that also puts
-the second core to work on NumPy's element-wise passes, and threads that wait don't spin. mlp, nearly
-all matrix products, and small batches run whole on BLAS's two threads. ``SCRATCHCNN_BLAS_THREADS=N``
-overrides every use; an
-``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` the user set before
-starting is left alone.
+BLAS threads. Measured on the 2-core development machine, an AVX2 Zen 3 (benchmarks/blas_threads.py,
+table in benchmarks/README.md): the seed network at batch 32 trains no faster on two threads when
+the machine is idle; classic trains ~68% faster on two (the batch split below), mlp ~46%. But two
+BLAS threads are up to ~55% *slower* when another process keeps a core busy (seed, mlp), because
+OpenBLAS's threads spin waiting for each other; classic's split halves, each on one BLAS thread,
+don't spin (+7% then). The count is fixed per use, never chosen from the current load, because
+it changes float32 rounding: the same seed must give the same metrics, and a resumed run the same
+result as an uninterrupted one. So: one thread for ``"train"`` (the seed network) and
+``"benchmark"``; two (at most the core count) for ``"train-large"`` (classic, modern, mlp) and
+``"inference"``, with ``contention_warning`` telling the user when other processes keep a core
+busy. With two threads, ``Network.train_step`` runs the two halves of each batch at once, each
+thread on one BLAS thread (``scratchcnn.parallel``), where that pays (``parallel.worth_splitting``:
+convolutional networks, halves of at least 1 MiB): that also puts the second core to work on
+NumPy's element-wise passes, and threads that wait don't spin. mlp, nearly all matrix products,
+and small batches run whole on BLAS's two threads. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every
+use; an ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` the user set before
+starting is left alone (it must be a positive integer).
 
 Allocator. A training step allocates and frees arrays of a few hundred kB each. glibc hands
 arrays above 128 kB out as fresh ``mmap`` pages and unmaps them on free, so every step pays
@@ -111,9 +110,13 @@ def set_blas_threads(threads):
     ``BLAS_VARIABLES`` before starting (the first set wins; ``SCRATCHCNN_BLAS_THREADS`` wins
     over all). Returns the count in force."""
     import numpy  # noqa: F401  (the BLAS library loads with NumPy; `import scratchcnn` did that)
-    user = next((_USER_BLAS_SETTINGS[name] for name in BLAS_VARIABLES if name in _USER_BLAS_SETTINGS), None)
+    user = next((name for name in BLAS_VARIABLES if name in _USER_BLAS_SETTINGS), None)
     if user is not None and os.environ.get("SCRATCHCNN_BLAS_THREADS") is None:
-        threads = int(user)
+        value = _USER_BLAS_SETTINGS[user]
+        if not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"{user} must be a positive integer, got {value!r}; unset it, or set "
+                             "SCRATCHCNN_BLAS_THREADS=N to choose scratchcnn's thread count")
+        threads = int(value)
     global _threads_in_force
     _threads_in_force = threads
     threadpoolctl.threadpool_limits(limits=threads, user_api="blas")  # stays in force

@@ -140,3 +140,11 @@ def test_the_environment_is_left_as_the_user_set_it(monkeypatch):
 def test_a_users_omp_setting_is_honoured_too(monkeypatch):
     monkeypatch.setattr(runtime, "_USER_BLAS_SETTINGS", {"OMP_NUM_THREADS": "1"})
     assert runtime.set_blas_threads(2) == 1
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", ""])
+def test_a_users_malformed_setting_is_refused_by_name(monkeypatch, value):
+    monkeypatch.delenv("SCRATCHCNN_BLAS_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "_USER_BLAS_SETTINGS", {"OMP_NUM_THREADS": value})
+    with pytest.raises(ValueError, match="OMP_NUM_THREADS must be a positive integer.*SCRATCHCNN_BLAS_THREADS"):
+        runtime.set_blas_threads(2)
