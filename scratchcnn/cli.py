@@ -70,6 +70,17 @@ def fail(message):
     return EXIT_ERROR
 
 
+def configure_runtime(use):
+    """``runtime.configure(use)`` for a command line: a malformed thread setting in the
+    environment (``SCRATCHCNN_BLAS_THREADS``, ``OMP_NUM_THREADS``, ...) is printed as
+    ``error: ...`` and raises ``Usage`` with the error exit code, which ``main`` returns."""
+    from . import runtime
+    try:
+        return runtime.configure(use)
+    except ValueError as e:
+        raise Usage(fail(e)) from None
+
+
 def network_dtype(network):
     """The float dtype of a network's parameters (float32 for a network without any)."""
     return next((p.dtype for layer in network.layers for p in layer.params.values()),

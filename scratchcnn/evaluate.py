@@ -9,7 +9,6 @@ import sys
 import numpy as np
 
 from . import cli
-from . import runtime
 from .checkpoint import CheckpointError, load_checkpoint
 from .cli import TEST_SET_SIZE
 from .data import MnistUnavailableError, first_n, load_mnist, normalize
@@ -48,8 +47,8 @@ def build_parser():
 
 def main(argv=None):
     """Run the command line; returns the exit code (0 done, 1 error, 2 bad option)."""
-    runtime.configure("inference")  # BLAS threads and allocator, before any computation
     try:
+        cli.configure_runtime("inference")  # BLAS threads and allocator, before any computation
         args = cli.parse_args(build_parser(), argv)
         checkpoint = load_checkpoint(args.model)
         _, _, test_x, test_y = load_mnist(args.data_dir)

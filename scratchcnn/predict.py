@@ -11,7 +11,6 @@ import sys
 import numpy as np
 
 from . import cli
-from . import runtime
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import normalize
 from .imaging import ImageError, load_image, to_mnist
@@ -43,8 +42,8 @@ def build_parser():
 
 def main(argv=None):
     """Run the command line; returns the exit code (0 done, 1 error, 2 bad option)."""
-    runtime.configure("inference")  # BLAS threads and allocator, before any computation
     try:
+        cli.configure_runtime("inference")  # BLAS threads and allocator, before any computation
         args = cli.parse_args(build_parser(), argv)
         network = load_checkpoint(args.model).network
     except cli.Usage as e:

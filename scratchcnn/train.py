@@ -459,8 +459,8 @@ def report_result(run, out):
 
 def main(argv=None):
     """Run the command line; returns the exit code."""
-    runtime.configure("train")  # BLAS threads and allocator, before any computation
     try:
+        cli.configure_runtime("train")  # BLAS threads and allocator, before any computation
         run = Run(parse_args(argv))
         run.prepare()
     except cli.Usage as e:  # --help, or a refused option (argparse printed why)

@@ -401,3 +401,9 @@ def test_trainer_stops_before_a_non_finite_update():
     with pytest.raises(TrainingDiverged, match="lower learning rate"):
         trainer.fit(50)
     assert all(np.isfinite(p).all() for layer in network.layers for p in layer.params.values())
+
+
+def test_a_bad_thread_setting_is_an_error_line_not_a_traceback(monkeypatch, capsys):
+    monkeypatch.setenv("SCRATCHCNN_BLAS_THREADS", "x")
+    assert train.main(["--epochs", "1"]) == 1
+    assert "error: SCRATCHCNN_BLAS_THREADS must be a positive integer, got 'x'" in capsys.readouterr().err

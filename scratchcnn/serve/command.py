@@ -4,7 +4,7 @@ import errno
 import os
 import sys
 
-from .. import cli, runtime
+from .. import cli
 from ..checkpoint import CheckpointError
 from ..data import MnistUnavailableError
 from .server import make_server
@@ -50,8 +50,8 @@ def main(argv=None):
     Ends in ``SystemExit`` (as argparse does) with 2 for a bad option, 0 after ``--help``, 1 for
     an error (printed as ``error: ...``) and 130 for Ctrl-C before serving began.
     """
-    runtime.configure("inference")  # BLAS threads and allocator, before any computation
     try:
+        cli.configure_runtime("inference")  # BLAS threads and allocator, before any computation
         args = cli.parse_args(build_parser(), argv)
     except cli.Usage as e:  # argparse has printed why (or the help, with code 0)
         raise SystemExit(e.code) from None
