@@ -156,10 +156,10 @@ class Network:
             if automatic and not parallel.worth_splitting(self.layers, part_bytes):
                 return None, None
             part_size = None  # one part a thread: smaller ones hand the GIL to and fro (parallel.py)
-        elif parallel.shares_batch(self.layers) or len(x) <= self.chunk_size(x):
-            return None, None
         else:
             part_size = self.chunk_size(x)
+            if parallel.shares_batch(self.layers) or len(x) <= part_size:
+                return None, None
         if self.splitter is None or not self.splitter.fits(self, threads):
             self.splitter = parallel.BatchSplitter(self, threads)  # refuses unsplittable layers
         return self.splitter, part_size
