@@ -9,10 +9,15 @@ matmul GFLOP/s on a large square product at 1 and 2 threads. The gap between a l
 product alone is the copies and passes around the product (im2col, col2im, reshapes); the gap
 between the product and the square matmul is the product's awkward shape.
 
+With ``--predict``, the same for ``Network.predict`` of 1,000 images (what
+``train_throughput.py`` times against PyTorch's ``eval()``), layer by layer, beside how long the
+network's matrix products take alone: the floor any NumPy implementation of the same layers
+stands on, and what is left to the passes around them.
+
 Each measurement runs in its own child process with its thread count set before NumPy loads.
 
     python benchmarks/where_time_goes.py [--quick] [--models seed,classic] [--threads 1]
-        [--json PATH] [--markdown PATH]
+        [--predict] [--json PATH] [--markdown PATH]
 """
 import argparse
 import json
@@ -25,6 +30,7 @@ from _common import (common_arguments, emit, git_commit, machine, markdown_table
 
 DEFAULT_MODELS = "seed,classic"
 SQUARE = 1024  # the size of the square float32 matmul that stands for the machine's peak
+PREDICT_IMAGES = 1000  # as train_throughput.py's inference
 
 
 # ----------------------------------------------------------------------------------------------
@@ -32,7 +38,7 @@ SQUARE = 1024  # the size of the square float32 matmul that stands for the machi
 
 def child(task):
     setup("benchmark")  # thread count from the environment the parent set
-    out = matmul_child(task) if task["kind"] == "matmul" else layers_child(task)
+    out = {"matmul": matmul_child, "layers": layers_child, "predict": predict_child}[task["kind"]](task)
     print(json.dumps(out))
 
 
@@ -76,7 +82,7 @@ def timed(method, record, layer_state):
     return wrapper
 
 
-def instrument(network, optimizer):
+def instrument(network, optimizer=None):
     """Time every layer's forward and backward, and the update, by wrapping them on the instances."""
     records = {"update": []}
     for i, layer in enumerate(network.layers):
@@ -86,7 +92,8 @@ def instrument(network, optimizer):
         for name in ("backward", "backward_from_logits"):
             if hasattr(layer, name):
                 setattr(layer, name, timed(getattr(layer, name), records[i]["backward"], state))
-    optimizer.step = timed(optimizer.step, records["update"], {"busy": False})
+    if optimizer is not None:
+        optimizer.step = timed(optimizer.step, records["update"], {"busy": False})
     return records
 
 
@@ -121,6 +128,39 @@ def layers_child(task):
                                       task["min_time"] / 10, part / task["batch"])))
     return {"step_s": step_s, "instrumented_step_s": statistics.median(steps), "part_images": part,
             "update_s": statistics.median(records["update"]), "layers": layers}
+
+
+def predict_child(task):
+    """Each layer's forward inside ``predict`` (summed over its chunks), and its product alone."""
+    import numpy as np
+
+    from _common import measure_per_item
+    from scratchcnn.models import build_model
+    x = np.random.default_rng(0).random((task["batch"], 28, 28), dtype=np.float32) - 0.5
+    network = build_model(task["model"], seed=0)
+    plan = network.predict_chunking(x)  # (images per chunk, threads) as a user's predict runs
+    predict_s = measure_per_item(lambda: network.predict(x), 1, 5, task["min_time"] / 5, task["min_time"] / 5)
+    records = instrument(network)  # from here predict runs its chunks one after another (timers)
+    chunk = network.predict_chunking(x)[0]
+    chunks = -(-len(x) // chunk)
+    calls = []
+    for _ in range(task["steps"]):
+        start = time.perf_counter()
+        network.predict(x)
+        calls.append(time.perf_counter() - start)
+    network.forward(x[:chunk])  # one full chunk: the shapes of the products
+    layers = []
+    for i, layer in enumerate(network.layers):
+        timings = records[i]["forward"]
+        per_call = [sum(timings[j:j + chunks]) for j in range(0, len(timings), chunks)]
+        in_shape, out_shape = np.shape(network.outputs[i]), np.shape(network.outputs[i + 1])
+        found = products(layer, in_shape, out_shape, False, task["min_time"] / 10, 1.0)
+        if found:  # FLOPs of every chunk together
+            found["forward_flop"] = found["forward_flop"] * len(x) // chunk
+        layers.append(dict(name=type(layer).__name__, output_shape=list(out_shape),
+                           forward_s=statistics.median(per_call), **found))
+    return {"predict_s": predict_s, "instrumented_predict_s": statistics.median(calls), "images": len(x),
+            "chunk_images": chunk, "plan": list(plan), "layers": layers}
 
 
 def part_images(network, x):
@@ -200,6 +240,41 @@ def product_alone(layer):
     return f"{layer['gemm_alone_gflops']:.1f}" + (f" / {part:.1f}" if part else "")
 
 
+def predict_table(result):
+    """Rows of the layers inside ``predict``, then its products alone: the floor."""
+    whole = result["instrumented_predict_s"]
+    rows, floor = [], 0.0
+    for i, layer in enumerate(result["layers"]):
+        alone_s = layer["forward_flop"] / layer["gemm_alone_gflops"] / 1e9 if "gemm" in layer else None
+        floor += alone_s or 0.0
+        rows.append([i, layer["name"], "(" + ", ".join(map(str, layer["output_shape"])) + ")",
+                     ms(layer["forward_s"]), f"{layer['forward_s'] / whole:.0%}",
+                     gflops(layer.get("forward_flop"), layer["forward_s"]),
+                     ms(alone_s) if alone_s else "-", product_alone(layer)])
+    rest = whole - sum(layer["forward_s"] for layer in result["layers"])
+    for name, seconds in (("argmax and the rest", rest), ("**whole predict**", whole),
+                          ("**its products alone**", floor)):
+        rows.append(["", name, "", ms(seconds), f"{seconds / whole:.0%}", "", "", ""])
+    return markdown_table(["#", "layer", "output", "forward ms", "share", "GFLOP/s",
+                           "its product alone, ms", "its product alone, GFLOP/s"], rows)
+
+
+def profile_text(args, result, batch):
+    """The table of one profile and the sentence under it."""
+    if "predict_s" in result:
+        size, threads = result["plan"]
+        how = (f"{threads} chunks of {size} at once (`ChunkRunner`)" if threads > 1
+               else f"chunks of {size} one after another")
+        return predict_table(result) + (
+            f"\n\nMedians over {args.steps} instrumented calls of `predict` on {result['images']} "
+            f"images in chunks of {result['chunk_images']}; without the timers it runs {how}: "
+            f"{ms(result['predict_s'])} ms.\n")
+    parts = f", which runs in parts of {result['part_images']} images" if result["part_images"] < batch else ""
+    return layer_table(result) + (
+        f"\n\nMedians over {args.steps} instrumented steps, each batch whole; the same step without "
+        f"the timers{parts}: {ms(result['step_s'])} ms.\n")
+
+
 def report(args, peaks, profiles):
     m = machine()
     size = next((p["size"] for p in peaks.values() if "size" in p), "?")
@@ -210,16 +285,10 @@ def report(args, peaks, profiles):
             f"{m['numpy']} ({m['blas']}); load average at start {m['load_average'][0]:.2f}; commit "
             f"{git_commit()}\n\nThis machine's float32 matmul ({size}x{size} @ {size}x{size}): "
             f"{peak_text}.\n")
+    what = "`predict` of" if args.predict else "batch"
     for (model, batch, threads), result in profiles.items():
-        text += f"\n### {model}, batch {batch}, {threads} thread{'s' * (threads > 1)}\n\n"
-        if "failed" in result:
-            text += f"failed: {result['failed']}\n"
-            continue
-        parts = (f", which runs in parts of {result['part_images']} images"
-                 if result["part_images"] < batch else "")
-        text += layer_table(result) + (
-            f"\n\nMedians over {args.steps} instrumented steps, each batch whole; the same step without "
-            f"the timers{parts}: {ms(result['step_s'])} ms.\n")
+        text += f"\n### {model}, {what} {batch}{' images' * args.predict}, {threads} thread{'s' * (threads > 1)}\n\n"
+        text += f"failed: {result['failed']}\n" if "failed" in result else profile_text(args, result, batch)
     return text
 
 
@@ -228,6 +297,8 @@ def parse_args():
     parser = common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {','.join(MODEL_NAMES)}")
     parser.add_argument("--threads", default="1", help="thread counts of the layer tables (default 1)")
+    parser.add_argument("--predict", action="store_true",
+                        help=f"profile predict of {PREDICT_IMAGES:,} images instead of the training step")
     args = parser.parse_args()
     args.models = model_names(args.models, parser)
     args.threads = positive_ints(args.threads, "--threads", parser)
@@ -246,9 +317,10 @@ def main():
     peaks = {t: run_child(__file__, square, t, timeout) for t in (1, 2)}
     profiles = {}
     for model in args.models:
-        batch = TRAINING_DEFAULTS.get(model, {}).get("batch_size", 32)
+        batch = PREDICT_IMAGES if args.predict else TRAINING_DEFAULTS.get(model, {}).get("batch_size", 32)
         for threads in args.threads:
-            task = {"kind": "layers", "model": model, "batch": batch, "steps": args.steps, "min_time": min_time}
+            task = {"kind": "predict" if args.predict else "layers", "model": model, "batch": batch,
+                    "steps": args.steps, "min_time": min_time}
             profiles[model, batch, threads] = run_child(__file__, task, threads, timeout)
             print(f"{model} batch {batch}, {threads} thread(s): done", file=sys.stderr)
     emit(report(args, peaks, profiles), args)

@@ -185,6 +185,19 @@ class Network:
         x = np.asarray(x)
         if len(x) == 0:
             raise ValueError(f"Network: nothing to predict, x has shape {x.shape}; pass at least one image")
+        size, threads = self.predict_chunking(x, batch_size)
+        chunks = [x[i:i + size] for i in range(0, len(x), size)]
+        with self.evaluating():
+            if threads < 2:
+                return np.concatenate([self.forward(chunk) for chunk in chunks])
+            if self.chunk_runner is None or self.chunk_runner.threads != threads:
+                self.chunk_runner = parallel.ChunkRunner(self, threads)
+            return np.concatenate(self.chunk_runner.forward(chunks))
+
+    def predict_chunking(self, x, batch_size=None):
+        """``(images per forward pass, threads)`` with which ``predict_proba`` runs ``x``
+        ``(N, ...)``: ``batch_size`` (None: ``chunk_size``) images per pass; the passes on one
+        thread (BLAS's own threads inside) or ``threads`` at once through ``ChunkRunner``."""
         size = batch_size or self.chunk_size(x)
         threads = min(self.batch_threads or runtime.threads_in_force(), len(x))
         if threads > 1 and any(parallel.methods_replaced(layer) for layer in self.layers):
@@ -194,13 +207,7 @@ class Network:
             threads = 1  # the chunks one after another, with BLAS's own threads
         if threads > 1:
             size = min(size, -(-len(x) // threads))  # every thread gets a share
-        chunks = [x[i:i + size] for i in range(0, len(x), size)]
-        with self.evaluating():
-            if threads < 2:
-                return np.concatenate([self.forward(chunk) for chunk in chunks])
-            if self.chunk_runner is None or self.chunk_runner.threads != threads:
-                self.chunk_runner = parallel.ChunkRunner(self, threads)
-            return np.concatenate(self.chunk_runner.forward(chunks))
+        return size, threads
 
     def chunk_size(self, x):
         """How many images of ``x`` ``(N, ...)`` ``predict_proba`` runs per forward pass, and a

@@ -37,6 +37,17 @@ def test_benchmark_runs_quick(script, extra, tmp_path):
     assert results is not None
 
 
+def test_where_time_goes_in_predict_counts_every_chunks_products(tmp_path):
+    proc, results = run("where_time_goes.py", "--predict", "--models", "mlp", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "`predict` of 1000 images" in proc.stdout and "its products alone" in proc.stdout
+    (profile,) = results["profiles"]
+    dense = [layer for layer in profile["layers"] if layer["name"] == "Dense"]
+    # 784 -> 512 -> 512 over all 1,000 images, whatever the chunks
+    assert [layer["forward_flop"] for layer in dense] == [2 * 1000 * 784 * 512, 2 * 1000 * 512 * 512]
+    assert profile["instrumented_predict_s"] > 0 and profile["predict_s"] > 0
+
+
 def test_train_throughput_times_every_model_without_torch(tmp_path):
     proc, results = run("train_throughput.py", "--no-torch", tmp_path=tmp_path)  # importing torch is slow
     assert proc.returncode == 0, proc.stderr
