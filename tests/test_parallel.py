@@ -291,6 +291,21 @@ def test_prediction_with_replaced_methods_runs_on_one_thread(rng):
     assert calls[-3:] == [2, 2, 2] and network.chunk_runner is None
 
 
+def test_predict_chunking_is_the_plan_predict_follows(rng):
+    """What ``predict_chunking`` says (a benchmark reads it) is how ``predict_proba`` cuts."""
+    network = build_model("mlp", dtype=np.float64)
+    x = rng.random((10, 28, 28)) - 0.5
+    network.batch_threads = 2
+    assert network.predict_chunking(x, 8) == (5, 2)  # every thread gets a share
+    network.batch_threads = 1
+    assert network.predict_chunking(x, 4) == (4, 1)
+    assert network.predict_chunking(x) == (network.chunk_size(x), 1)
+    sizes = []
+    network.forward = lambda chunk: sizes.append(len(chunk)) or np.zeros((len(chunk), 10))
+    network.predict_proba(x, 4)
+    assert sizes == [4, 4, 2]
+
+
 @pytest.mark.parametrize("name", ["seed", "classic", "modern", "mlp"])
 def test_chunk_size_keeps_the_largest_array_within_chunk_bytes(name):
     from scratchcnn.network import CHUNK_BYTES, EVAL_BATCH
