@@ -148,14 +148,14 @@ def predict_child(task):
         start = time.perf_counter()
         network.predict(x)
         calls.append(time.perf_counter() - start)
-    network.forward(x[:chunk])  # one full chunk: the shapes of the products
+    network.forward(x[:chunk])  # one full chunk: the shapes of the products (one more timing)
     layers = []
     for i, layer in enumerate(network.layers):
-        timings = records[i]["forward"]
+        timings = records[i]["forward"][:task["steps"] * chunks]
         per_call = [sum(timings[j:j + chunks]) for j in range(0, len(timings), chunks)]
         in_shape, out_shape = np.shape(network.outputs[i]), np.shape(network.outputs[i + 1])
         found = products(layer, in_shape, out_shape, False, task["min_time"] / 10, 1.0)
-        if found:  # FLOPs of every chunk together
+        if found:  # FLOPs of all the images: a product's FLOPs grow with its rows
             found["forward_flop"] = found["forward_flop"] * len(x) // chunk
         layers.append(dict(name=type(layer).__name__, output_shape=list(out_shape),
                            forward_s=statistics.median(per_call), **found))
