@@ -12,14 +12,17 @@ between the product and the square matmul is the product's awkward shape.
 With ``--predict``, the same for ``Network.predict`` of 1,000 images (what
 ``train_throughput.py`` times against PyTorch's ``eval()``), layer by layer, beside how long the
 network's matrix products take alone: the floor any NumPy implementation of the same layers
-stands on, and what is left to the passes around them.
+stands on, and what is left to the passes around them. When ``torch`` can be imported (and
+without ``--no-torch``), the PyTorch twin's whole pass is timed in a process of its own right
+after, for the floor to be read against it.
 
 Each measurement runs in its own child process with its thread count set before NumPy loads.
 
     python benchmarks/where_time_goes.py [--quick] [--models seed,classic] [--threads 1]
-        [--predict] [--json PATH] [--markdown PATH]
+        [--predict] [--no-torch] [--json PATH] [--markdown PATH]
 """
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -38,7 +41,8 @@ PREDICT_IMAGES = 1000  # as train_throughput.py's inference
 
 def child(task):
     setup("benchmark")  # thread count from the environment the parent set
-    out = {"matmul": matmul_child, "layers": layers_child, "predict": predict_child}[task["kind"]](task)
+    out = {"matmul": matmul_child, "layers": layers_child, "predict": predict_child,
+           "torch_predict": torch_predict_child}[task["kind"]](task)
     print(json.dumps(out))
 
 
@@ -163,6 +167,17 @@ def predict_child(task):
             "chunk_images": chunk, "plan": list(plan), "layers": layers}
 
 
+def torch_predict_child(task):
+    """Seconds of the PyTorch twin's ``eval()`` pass and argmax, as ``train_throughput.py`` times it."""
+    import numpy as np
+
+    from _common import measure_per_item
+    from train_throughput import pytorch_inference
+    x = np.random.default_rng(0).random((task["batch"], 28, 28), dtype=np.float32) - 0.5
+    predict = pytorch_inference(task, x, None)
+    return {"predict_s": measure_per_item(predict, 1, 5, task["min_time"] / 5, task["min_time"] / 5)}
+
+
 def part_images(network, x):
     """Images per part as ``train_step`` cuts this batch (the timers prevent it: the tables
     show the whole batch): cache-sized parts on one thread, one part a thread on several, or
@@ -252,8 +267,10 @@ def predict_table(result):
                      gflops(layer.get("forward_flop"), layer["forward_s"]),
                      ms(alone_s) if alone_s else "-", product_alone(layer)])
     rest = whole - sum(layer["forward_s"] for layer in result["layers"])
-    for name, seconds in (("argmax and the rest", rest), ("**whole predict**", whole),
-                          ("**its products alone**", floor)):
+    totals = [("argmax and the rest", rest), ("**whole predict**", whole), ("**its products alone**", floor)]
+    if "torch_s" in result:
+        totals.append(("PyTorch twin's whole pass (own process)", result["torch_s"]))
+    for name, seconds in totals:
         rows.append(["", name, "", ms(seconds), f"{seconds / whole:.0%}", "", "", ""])
     return markdown_table(["#", "layer", "output", "forward ms", "share", "GFLOP/s",
                            "its product alone, ms", "its product alone, GFLOP/s"], rows)
@@ -268,7 +285,8 @@ def profile_text(args, result, batch):
         return predict_table(result) + (
             f"\n\nMedians over {args.steps} instrumented calls of `predict` on {result['images']} "
             f"images in chunks of {result['chunk_images']}; without the timers it runs {how}: "
-            f"{ms(result['predict_s'])} ms.\n")
+            f"{ms(result['predict_s'])} ms."
+            + (f" The PyTorch twin failed: {result['torch_failed']}" if "torch_failed" in result else "") + "\n")
     parts = f", which runs in parts of {result['part_images']} images" if result["part_images"] < batch else ""
     return layer_table(result) + (
         f"\n\nMedians over {args.steps} instrumented steps, each batch whole; the same step without "
@@ -299,10 +317,12 @@ def parse_args():
     parser.add_argument("--threads", default="1", help="thread counts of the layer tables (default 1)")
     parser.add_argument("--predict", action="store_true",
                         help=f"profile predict of {PREDICT_IMAGES:,} images instead of the training step")
+    parser.add_argument("--no-torch", action="store_true", help="with --predict: don't time the PyTorch twin")
     args = parser.parse_args()
     args.models = model_names(args.models, parser)
     args.threads = positive_ints(args.threads, "--threads", parser)
     args.steps = 3 if args.quick else 30
+    args.torch = args.predict and not args.no_torch and importlib.util.find_spec("torch") is not None
     return args
 
 
@@ -322,6 +342,10 @@ def main():
             task = {"kind": "predict" if args.predict else "layers", "model": model, "batch": batch,
                     "steps": args.steps, "min_time": min_time}
             profiles[model, batch, threads] = run_child(__file__, task, threads, timeout)
+            if args.predict and args.torch and "failed" not in profiles[model, batch, threads]:
+                twin = run_child(__file__, dict(task, kind="torch_predict", threads=threads), threads, timeout)
+                profiles[model, batch, threads].update(
+                    {"torch_failed": twin["failed"]} if "failed" in twin else {"torch_s": twin["predict_s"]})
             print(f"{model} batch {batch}, {threads} thread(s): done", file=sys.stderr)
     emit(report(args, peaks, profiles), args)
     write_json(args.json, {"matmul_gflops": {str(t): p for t, p in peaks.items()},

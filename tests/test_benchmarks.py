@@ -38,14 +38,23 @@ def test_benchmark_runs_quick(script, extra, tmp_path):
 
 
 def test_where_time_goes_in_predict_counts_every_chunks_products(tmp_path):
-    proc, results = run("where_time_goes.py", "--predict", "--models", "mlp", tmp_path=tmp_path)
+    proc, results = run("where_time_goes.py", "--predict", "--models", "mlp", "--no-torch", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "`predict` of 1000 images" in proc.stdout and "its products alone" in proc.stdout
+    assert "PyTorch" not in proc.stdout
     (profile,) = results["profiles"]
     dense = [layer for layer in profile["layers"] if layer["name"] == "Dense"]
     # 784 -> 512 -> 512 over all 1,000 images, whatever the chunks
     assert [layer["forward_flop"] for layer in dense] == [2 * 1000 * 784 * 512, 2 * 1000 * 512 * 512]
     assert profile["instrumented_predict_s"] > 0 and profile["predict_s"] > 0
+
+
+def test_where_time_goes_in_predict_times_the_pytorch_twin_beside(tmp_path):
+    pytest.importorskip("torch")
+    proc, results = run("where_time_goes.py", "--predict", "--models", "seed", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (profile,) = results["profiles"]
+    assert profile["torch_s"] > 0 and "PyTorch twin's whole pass" in proc.stdout
 
 
 def test_train_throughput_times_every_model_without_torch(tmp_path):
