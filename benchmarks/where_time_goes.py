@@ -138,12 +138,11 @@ def predict_child(task):
     """Each layer's forward inside ``predict`` (summed over its chunks), and its product alone."""
     import numpy as np
 
-    from _common import measure_per_item
     from scratchcnn.models import build_model
     x = np.random.default_rng(0).random((task["batch"], 28, 28), dtype=np.float32) - 0.5
     network = build_model(task["model"], seed=0)
     plan = network.predict_chunking(x)  # (images per chunk, threads) as a user's predict runs
-    predict_s = measure_per_item(lambda: network.predict(x), 1, 5, task["min_time"] / 5, task["min_time"] / 5)
+    predict_s = whole_pass_seconds(lambda: network.predict(x), task)
     records = instrument(network)  # from here predict runs its chunks one after another (timers)
     chunk = network.predict_chunking(x)[0]
     chunks = -(-len(x) // chunk)
@@ -171,11 +170,17 @@ def torch_predict_child(task):
     """Seconds of the PyTorch twin's ``eval()`` pass and argmax, as ``train_throughput.py`` times it."""
     import numpy as np
 
-    from _common import measure_per_item
     from train_throughput import pytorch_inference
     x = np.random.default_rng(0).random((task["batch"], 28, 28), dtype=np.float32) - 0.5
     predict = pytorch_inference(task, x, None)
-    return {"predict_s": measure_per_item(predict, 1, 5, task["min_time"] / 5, task["min_time"] / 5)}
+    return {"predict_s": whole_pass_seconds(predict, task)}
+
+
+def whole_pass_seconds(predict, task):
+    """Seconds per call of ``predict()``, both sides timed alike: a warm-up as long as the
+    timing (PyTorch's first calls are slow), then the median of 5 samples."""
+    from _common import measure_per_item
+    return measure_per_item(predict, 1, 5, task["min_time"] / 5, task["min_time"])
 
 
 def part_images(network, x):
