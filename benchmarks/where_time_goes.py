@@ -22,6 +22,7 @@ Each measurement runs in its own child process with its thread count set before 
         [--predict] [--no-torch] [--json PATH] [--markdown PATH]
 """
 import argparse
+import importlib.metadata
 import importlib.util
 import json
 import statistics
@@ -304,8 +305,9 @@ def report(args, peaks, profiles):
     peak_text = ", ".join(f"{t} thread{'s' * (t > 1)}: "
                           + (f"**{p['gflops']:.0f} GFLOP/s**" if "gflops" in p else "failed")
                           for t, p in peaks.items())
+    torch = f", PyTorch {importlib.metadata.version('torch')}" if args.torch else ""
     text = (f"## Where the time goes\n\n{m['cpu']}, {m['cores']} cores; Python {m['python']}, NumPy "
-            f"{m['numpy']} ({m['blas']}); load average at start {m['load_average'][0]:.2f}; commit "
+            f"{m['numpy']} ({m['blas']}){torch}; load average at start {m['load_average'][0]:.2f}; commit "
             f"{git_commit()}\n\nThis machine's float32 matmul ({size}x{size} @ {size}x{size}): "
             f"{peak_text}.\n")
     what = "`predict` of" if args.predict else "batch"
@@ -347,7 +349,7 @@ def main():
             task = {"kind": "predict" if args.predict else "layers", "model": model, "batch": batch,
                     "steps": args.steps, "min_time": min_time}
             profiles[model, batch, threads] = run_child(__file__, task, threads, timeout)
-            if args.predict and args.torch and "failed" not in profiles[model, batch, threads]:
+            if args.torch and "failed" not in profiles[model, batch, threads]:
                 twin = run_child(__file__, dict(task, kind="torch_predict", threads=threads), threads, timeout)
                 profiles[model, batch, threads].update(
                     {"torch_failed": twin["failed"]} if "failed" in twin else {"torch_s": twin["predict_s"]})
