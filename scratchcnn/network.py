@@ -202,11 +202,11 @@ class Network:
         threads = min(self.batch_threads or runtime.threads_in_force(), len(x))
         if threads > 1 and any(parallel.methods_replaced(layer) for layer in self.layers):
             threads = 1  # a profiler's timers on the layers: their copies would bypass them
-        if threads > 1 and self.batch_threads is None and \
-                not parallel.worth_splitting(self.layers, min(size, len(x)) * self.image_bytes(x)):
-            threads = 1  # the chunks one after another, with BLAS's own threads
         if threads > 1:
-            size = min(size, -(-len(x) // threads))  # every thread gets a share
+            shared = min(size, -(-len(x) // threads))  # every thread gets a share
+            if self.batch_threads is None and not parallel.worth_splitting(self.layers, shared * self.image_bytes(x)):
+                return size, 1  # the chunks one after another, with BLAS's own threads
+            size = shared
         return size, threads
 
     def chunk_size(self, x):

@@ -118,6 +118,18 @@ def test_predicting_uses_the_chunk_runner_only_where_it_pays(rng, monkeypatch):
     assert mlp.chunk_runner is None and isinstance(classic.chunk_runner, parallel.ChunkRunner)
 
 
+def test_predicting_judges_each_threads_share_not_the_whole_chunk(monkeypatch):
+    """Like a training step, prediction splits only where each thread's share is worth it."""
+    monkeypatch.setattr(runtime, "_threads_in_force", 2)
+    seed = build_model("seed")
+    images = lambda n: np.zeros((n, 28, 28), np.float32)  # noqa: E731
+    per_image = seed.image_bytes(images(1))
+    n = parallel.MIN_PART_BYTES // per_image + 2  # the whole chunk is worth splitting, each half is not
+    assert n * per_image >= parallel.MIN_PART_BYTES > -(-n // 2) * per_image and n <= seed.chunk_size(images(1))
+    assert seed.predict_chunking(images(n)) == (seed.chunk_size(images(n)), 1)
+    assert seed.predict_chunking(images(2 * n))[1] == 2
+
+
 def test_layers_that_couple_the_batch_are_refused(rng):
     network = sc.Network([sc.Conv2D(2, 3), BatchMean(), sc.Flatten(), sc.Softmax(26 * 26 * 2, 10)])
     network.batch_threads = 2
