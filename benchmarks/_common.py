@@ -15,7 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout even without `pip install -e .`
 
-from scratchcnn.runtime import configure  # noqa: E402  (imports NumPy; configure() handles that)
+from scratchcnn.engine import configure  # noqa: E402  (imports NumPy; configure() handles that)
 
 
 def setup(use="benchmark"):

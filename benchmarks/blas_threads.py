@@ -3,7 +3,7 @@
 Each measurement runs in its own child process with ``SCRATCHCNN_BLAS_THREADS`` set, because
 the thread count is a process-wide setting. The "core busy" rows start one extra Python process
 spinning in ``while True: pass`` for their duration: what happens to a run on a 2-core
-machine when anything else is working. The defaults in ``scratchcnn/runtime.py`` come from
+machine when anything else is working. The defaults in ``scratchcnn/engine/blas.py`` come from
 this table.
 
     python benchmarks/blas_threads.py [--quick] [--json PATH] [--markdown PATH]
@@ -23,18 +23,19 @@ CASES = [("seed", 32, 600), ("mlp", 128, 150), ("classic", 64, 30)]  # network, 
 def child(network, batch, steps):
     """Runs in the child: images/s of ``steps`` Adam training steps after a warm-up."""
     import numpy as np
+    from scratchcnn.engine import FastEngine
     from scratchcnn.models import build_model
     from scratchcnn.optim import Adam
     setup("benchmark")  # applies SCRATCHCNN_BLAS_THREADS, set by the parent
-    net, opt = build_model(network), Adam(1e-3)
+    net, opt, engine = build_model(network), Adam(1e-3), FastEngine()
     rng = np.random.default_rng(0)
     x = (rng.random((batch, 28, 28)) - 0.5).astype(np.float32)
     y = rng.integers(0, 10, batch)
     for _ in range(3):
-        net.train_step(x, y, opt)
+        engine.train_step(net, x, y, opt)
     start = time.perf_counter()
     for _ in range(steps):
-        net.train_step(x, y, opt)
+        engine.train_step(net, x, y, opt)
     print(json.dumps({"images_per_second": steps * batch / (time.perf_counter() - start)}))
 
 

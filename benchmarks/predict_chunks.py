@@ -1,11 +1,11 @@
 """How many images per forward pass when predicting? ``predict`` of 1,000 images in chunks of each
-size, against the chunk ``Network.chunk_size`` picks (the largest array of a layer within
-``network.CHUNK_BYTES``).
+size, against the chunk the fast engine picks (``scratchcnn.engine.chunks.chunk_size``: the largest array of a layer within
+``CHUNK_BYTES``).
 
 Large chunks make few Python calls but arrays (a convolution's window matrix above all) that no
 longer fit in the CPU's caches, so every pass over them goes to memory; small chunks the reverse.
 Each thread count runs in its own process (set before NumPy loads); on two threads the chunks
-are shared between two threads (``parallel.ChunkRunner``).
+are shared between two threads (``scratchcnn.engine.chunks.ThreadedPredictor``).
 
     python benchmarks/predict_chunks.py [--quick] [--models seed,modern] [--threads 1,2]
         [--json PATH] [--markdown PATH]
@@ -28,16 +28,18 @@ def child(task):
     setup("benchmark")  # thread count from the environment the parent set
     import numpy as np
 
+    from scratchcnn.engine import FastEngine
+    from scratchcnn.engine.chunks import chunk_size
     from scratchcnn.models import build_model
-    network = build_model(task["model"], seed=0)
+    network, engine = build_model(task["model"], seed=0), FastEngine()
     images = np.random.default_rng(0).random((IMAGES, 28, 28), dtype=np.float32) - 0.5
-    chosen = network.chunk_size(images)
+    chosen = chunk_size(engine.bytes_per_image(network, images))
     sizes = [None, *task["sizes"]]  # None: the chosen size, through predict's own default
-    network.predict(images)  # warm up once: the first pass allocates every buffer
+    engine.predict(network, images)  # warm up once: the first pass allocates every buffer
     timings = {size: [] for size in sizes}
     for _ in range(ROUNDS):  # sizes interleaved, so a slow moment of the machine hits them all
         for size in sizes:
-            timings[size].append(measure_per_item(lambda: network.predict(images, size), IMAGES, 1,
+            timings[size].append(measure_per_item(lambda: engine.predict(network, images, size), IMAGES, 1,
                                                   task["min_time"], 0.05))
     speeds = {"chosen" if size is None else str(size): 1 / statistics.median(timings[size]) for size in sizes}
     print(json.dumps({"chosen": chosen, "img_s": speeds}))
@@ -71,7 +73,7 @@ def main():
             print(f"{model}, {count} thread(s): done", file=sys.stderr)
     text = (header("Predicting in chunks", settings)
             + f"\n`predict` of {IMAGES:,} images, img/s by images per forward pass; \"chosen\" is "
-              "`Network.chunk_size`'s pick (predict's default), bold the fastest.\n\n"
+              "the fast engine's pick (`engine.chunks.chunk_size`, predict's default), bold the fastest.\n\n"
             + markdown_table(["model", "threads", "chosen"] + [str(s) for s in sizes], rows))
     emit(text, args)
     write_json(args.json, {"images": IMAGES, "results": results})

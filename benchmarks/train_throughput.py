@@ -63,20 +63,22 @@ def batches_of(images, labels, batch):
 
 
 def scratchcnn_training(task, images, labels):
+    from scratchcnn.engine import FastEngine
     from scratchcnn.models import build_model
     from scratchcnn.optim import SGD
     network = build_model(task["model"], seed=0, loop=task["impl"] == "loops")
-    optimizer, batches = SGD(task["lr"]), batches_of(images, labels, task["batch"])
+    optimizer, batches, engine = SGD(task["lr"]), batches_of(images, labels, task["batch"]), FastEngine()
 
     def step():
-        network.train_step(*next(batches), optimizer)
+        engine.train_step(network, *next(batches), optimizer)
     return step
 
 
 def scratchcnn_inference(task, images, labels):
+    from scratchcnn.engine import FastEngine
     from scratchcnn.models import build_model
-    network, block = build_model(task["model"], seed=0), images[:task["batch"]]
-    return lambda: network.predict(block)
+    network, block, engine = build_model(task["model"], seed=0), images[:task["batch"]], FastEngine()
+    return lambda: engine.predict(network, block)
 
 
 def torch_twin(task):

@@ -1,7 +1,7 @@
 """Where the training step's time goes, layer by layer, beside what the machine's matmul can do.
 
 For the seed and classic networks (``--models``) at their default batch: each layer's forward and
-backward milliseconds inside ``Network.train_step`` (plain SGD), its share of the step, and the
+backward milliseconds inside the fast engine's ``train_step`` (plain SGD), its share of the step, and the
 GFLOP/s achieved by each layer that multiplies matrices (convolutions, Dense, Softmax) -- next
 to the GFLOP/s the same forward product reaches on its own in BLAS (for the whole batch, and for
 one part of it where ``train_step`` runs the batch in cache-sized parts), and the machine's float32
@@ -106,20 +106,21 @@ def layers_child(task):
     import numpy as np
 
     from _common import measure_per_item
+    from scratchcnn.engine import FastEngine
     from scratchcnn.models import build_model
     from scratchcnn.optim import SGD
     rng = np.random.default_rng(0)
     x = rng.random((task["batch"], 28, 28), dtype=np.float32) - 0.5
     labels = rng.integers(0, 10, task["batch"])
-    network, optimizer = build_model(task["model"], seed=0), SGD(1e-3)
-    part = part_images(network, x)
-    step_s = measure_per_item(lambda: network.train_step(x, labels, optimizer), 1, 5, task["min_time"] / 5,
-                              task["min_time"] / 5)
+    network, optimizer, engine = build_model(task["model"], seed=0), SGD(1e-3), FastEngine()
+    part = part_images(engine, network, x)
+    step_s = measure_per_item(lambda: engine.train_step(network, x, labels, optimizer), 1, 5,
+                              task["min_time"] / 5, task["min_time"] / 5)
     records = instrument(network, optimizer)
     steps = []
     for i in range(task["steps"]):
         start = time.perf_counter()
-        network.train_step(x, labels, optimizer)
+        engine.train_step(network, x, labels, optimizer)
         steps.append(time.perf_counter() - start)
     layers = []
     for i, layer in enumerate(network.layers):
@@ -139,18 +140,19 @@ def predict_child(task):
     """Each layer's forward inside ``predict`` (summed over its chunks), and its product alone."""
     import numpy as np
 
+    from scratchcnn.engine import FastEngine
     from scratchcnn.models import build_model
     x = np.random.default_rng(0).random((task["batch"], 28, 28), dtype=np.float32) - 0.5
-    network = build_model(task["model"], seed=0)
-    plan = network.predict_chunking(x)  # (images per chunk, threads) as a user's predict runs
-    predict_s = whole_pass_seconds(lambda: network.predict(x), task)
+    network, engine = build_model(task["model"], seed=0), FastEngine()
+    plan = engine.predict_plan(network, x)  # (images per chunk, threads) as a user's predict runs
+    predict_s = whole_pass_seconds(lambda: engine.predict(network, x), task)
     records = instrument(network)  # from here predict runs its chunks one after another (timers)
-    chunk = network.predict_chunking(x)[0]
+    chunk = engine.predict_plan(network, x)[0]
     chunks = -(-len(x) // chunk)
     calls = []
     for _ in range(task["steps"]):
         start = time.perf_counter()
-        network.predict(x)
+        engine.predict(network, x)
         calls.append(time.perf_counter() - start)
     network.forward(x[:chunk])  # one full chunk: the shapes of the products (one more timing)
     layers = []
@@ -184,13 +186,14 @@ def whole_pass_seconds(predict, task):
     return measure_per_item(predict, 1, 5, task["min_time"] / 5, task["min_time"])
 
 
-def part_images(network, x):
-    """Images per part as ``train_step`` cuts this batch (the timers prevent it: the tables
+def part_images(engine, network, x):
+    """Images per part as the fast engine cuts this batch (the timers prevent it: the tables
     show the whole batch): cache-sized parts on one thread, one part a thread on several, or
     the whole batch."""
-    splitter, part_size = network._splitter_for(x)
-    if splitter is None:
+    plan = engine.split_plan(network, x)
+    if plan is None:
         return len(x)
+    splitter, part_size = plan
     return part_size or -(-len(x) // splitter.threads)
 
 
@@ -286,7 +289,7 @@ def profile_text(args, result, batch):
     """The table of one profile and the sentence under it."""
     if "predict_s" in result:
         size, threads = result["plan"]
-        how = (f"{threads} chunks of {size} at once (`ChunkRunner`)" if threads > 1
+        how = (f"{threads} chunks of {size} at once (`ThreadedPredictor`)" if threads > 1
                else f"chunks of {size} one after another")
         return predict_table(result) + (
             f"\n\nMedians over {args.steps} instrumented calls of `predict` on {result['images']} "

@@ -7,9 +7,6 @@ import sys
 
 import numpy as np
 
-TRAIN_SET_SIZE = 60_000  # images in MNIST's training set
-TEST_SET_SIZE = 10_000   # images in MNIST's test set
-
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 DATA_DIR_HELP = "MNIST folder (default $SCRATCHCNN_DATA or the user cache)"
@@ -43,7 +40,7 @@ def refuse(parser, message):
 def number(kind, low=None, high=None, *, low_open=False, what=""):
     """An argparse ``type``: a ``kind`` (int or float) from ``low`` to ``high`` (either may be
     None; ``low_open`` excludes ``low`` itself), refused as ``"{value} is not {what}"``, e.g.
-    ``number(int, 1, TEST_SET_SIZE, what="from 1 to 10,000")``."""
+    ``number(int, 1, 10_000, what="from 1 to 10,000")``."""
     def parse(text):
         try:
             value = kind(text)
@@ -71,12 +68,12 @@ def fail(message):
 
 
 def configure_runtime(use):
-    """``runtime.configure(use)`` for a command line: a malformed thread setting in the
+    """``engine.configure(use)`` for a command line: a malformed thread setting in the
     environment (``SCRATCHCNN_BLAS_THREADS``, ``OMP_NUM_THREADS``, ...) is printed as
     ``error: ...`` and raises ``Usage`` with the error exit code, which ``main`` returns."""
-    from . import runtime
+    from .engine import configure
     try:
-        return runtime.configure(use)
+        return configure(use)
     except ValueError as e:
         raise Usage(fail(e)) from None
 

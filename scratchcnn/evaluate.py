@@ -10,8 +10,9 @@ import numpy as np
 
 from . import cli
 from .checkpoint import CheckpointError, load_checkpoint
-from .cli import TEST_SET_SIZE
-from .data import MnistUnavailableError, first_n, load_mnist, normalize
+from .engine import FastEngine
+from .network import score
+from .data import TEST_SET_SIZE, MnistUnavailableError, first_n, load_mnist, normalize
 from .viz import confusion_matrix, plot_confusion_matrix
 
 
@@ -61,8 +62,9 @@ def main(argv=None):
     network, meta = checkpoint.network, checkpoint.meta
     x, labels = normalize(test_x, cli.network_dtype(network)), test_y.astype(np.int64)
 
-    loss, accuracy = network.evaluate(x, labels)
-    predicted = network.predict(x)
+    probs = FastEngine().predict_proba(network, x)  # (N, 10), in parts on the configured threads
+    loss, accuracy = score(probs, labels)
+    predicted = probs.argmax(axis=1)
     matrix = confusion_matrix(labels, predicted)
     name = meta.get("model", "network")
     print(f"{args.model}: {name}" + (f", trained {meta['epoch']} epochs" if "epoch" in meta else ""))

@@ -3,8 +3,10 @@
 These are the reference ("naive") twins of the vectorized layers in ``scratchcnn.layers``:
 same constructor arguments, same ``params``/``grads`` keys and shapes, same
 ``forward``/``backward`` interface, so either can be plugged into a ``Network`` and their
-outputs compared. They are slow on purpose (``MS_PER_TRAINING_IMAGE`` below, for the tutorial
-network) and meant to be read and stepped through in a debugger.
+outputs compared. They are slow on purpose (tens of milliseconds per training image of the
+tutorial network: ``python -m scratchcnn.train --loop`` times a step before it starts, and
+benchmarks/conv_loop_vs_vectorized.py compares them with the vectorized layers) and meant to be
+read and stepped through in a debugger.
 
 Differences from the original tutorial, each to agree with the vectorized layers: batches
 (a loop over images), channels and padding for ``Conv3x3``, optional bias, an input gradient
@@ -19,13 +21,6 @@ from .layers.batchnorm import BatchNorm as _VectorizedBatchNorm
 from .layers.conv import Conv3x3 as _VectorizedConv3x3
 from .layers.softmax import Softmax as _VectorizedSoftmax
 
-# One training step of the tutorial network built from these layers (forward, backward and
-# update), per image: batch 32, float32, one core of a 2-core machine. 35-40 ms on a quiet
-# machine, up to ~100 ms while other processes compete for the cores; the vectorized layers
-# take tens of microseconds (benchmarks/conv_loop_vs_vectorized.py). `python -m
-# scratchcnn.train --loop` estimates a run's duration from it.
-MS_PER_TRAINING_IMAGE = 40
-
 
 def iterate_regions(image, size, step):
     """Yield ``(region, i, j)`` for every ``size`` x ``size`` region of an ``(h, w, ...)`` image,
@@ -38,6 +33,7 @@ def iterate_regions(image, size, step):
 
 class Conv3x3(_VectorizedConv3x3):
     """Loop twin of ``scratchcnn.Conv3x3`` (it inherits only the constructor and the checks)."""
+    caches = ("last_input", "last_padded")
 
     def forward(self, x):
         self.last_input = x
@@ -80,6 +76,7 @@ class Conv3x3(_VectorizedConv3x3):
 class MaxPool2(Layer):
     """Loop twin of ``scratchcnn.MaxPool2``: ``(N, H, W, C) -> (N, H//2, W//2, C)``."""
     window = (2, 2, 0)  # (size, stride, padding)
+    caches = ("last_input",)
 
     def forward(self, x):
         x = as_array(self, x, (4,), "(N, H, W, C) with H, W >= 2")
@@ -163,6 +160,8 @@ class BatchNorm(_VectorizedBatchNorm):
     loops over channels, and over each channel's values one by one; its backward goes through
     the mean and the variance step by step (the chain rule written out, as in cs231n) where
     the vectorized layer uses the compact formula."""
+
+    caches = ("last_input", "last_used_batch", "last_mean", "last_var")
 
     def forward(self, x):
         x = self._checked_input(x)                    # (N, C) or (N, H, W, C)

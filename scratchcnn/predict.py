@@ -13,11 +13,14 @@ import numpy as np
 from . import cli
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import normalize
+from .engine import FastEngine
 from .imaging import ImageError, load_image, to_mnist
 
 
-def predict_images(network, paths, dtype=np.float32):
-    """For each path: ``(path, probabilities (10,), None)`` or ``(path, None, error message)``."""
+def predict_images(network, paths, dtype=np.float32, engine=None):
+    """For each path: ``(path, probabilities (10,), None)`` or ``(path, None, error message)``.
+    ``engine`` runs the network (None: ``FastEngine()``)."""
+    engine = engine or FastEngine()
     results = []
     for path in paths:
         try:
@@ -25,7 +28,7 @@ def predict_images(network, paths, dtype=np.float32):
         except ImageError as e:
             results.append((path, None, str(e)))
             continue
-        probs = network.predict_proba(normalize(digit[None], dtype))[0]  # (10,)
+        probs = engine.predict_proba(network, normalize(digit[None], dtype))[0]  # (10,)
         results.append((path, probs, None))
     return results
 

@@ -21,7 +21,7 @@ from scratchcnn.backprop import DEFAULT_LR, backward_pass
 from scratchcnn.data import load_mnist, normalize
 from scratchcnn.models import TRAINING_DEFAULTS, build_model
 from scratchcnn.optim import OPTIMIZERS
-from scratchcnn.training import Trainer
+from scratchcnn.trainer import Trainer
 from scratchcnn.viz import plot_backward_pass
 
 BRIEF_TRAIN_SIZE = 10_000

@@ -65,7 +65,7 @@ CELLS = [
     import scratchcnn as sc
     from scratchcnn import loops, viz
     from scratchcnn.data import load_mnist, normalize
-    from scratchcnn.runtime import configure
+    from scratchcnn.engine import configure
 
     # What python -m scratchcnn.train does first: one BLAS thread (the fastest for this small
     # network; two can be many times slower when another program keeps a core busy).
@@ -350,7 +350,7 @@ CELLS = [
     code("""
     from scratchcnn.models import build_model
     from scratchcnn.report import ConsoleReport
-    from scratchcnn.training import Trainer
+    from scratchcnn.trainer import Trainer
 
     train_images, test_images = normalize(train_x), normalize(test_x)  # float32 in [-0.5, 0.5]
     train_labels, test_labels = train_y.astype(np.int64), test_y.astype(np.int64)

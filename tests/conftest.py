@@ -1,14 +1,27 @@
 import numpy as np
 import pytest
 
-from scratchcnn import runtime
+from scratchcnn.engine import blas
 
 
 @pytest.fixture(autouse=True)
 def one_training_thread(monkeypatch):
-    """Every test starts as if ``runtime.configure`` had never run (``train_step`` on one
+    """Every test starts as if ``engine.configure`` had never run (``FastEngine`` on one
     thread), whatever an earlier test configured in this process."""
-    monkeypatch.setattr(runtime, "_threads_in_force", None)
+    monkeypatch.setattr(blas, "_threads_in_force", None)
+
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    """``helpers.synthetic_mnist()`` in place of ``load_mnist`` for the train and evaluate
+    commands (fast, no files); returns it."""
+    from helpers import synthetic_mnist
+    from scratchcnn import evaluate
+    from scratchcnn.train import run
+    data = synthetic_mnist()
+    for module in (run, evaluate):
+        monkeypatch.setattr(module, "load_mnist", lambda data_dir=None: data)
+    return data
 
 
 @pytest.fixture

@@ -56,11 +56,9 @@ def test_interrupted_save_keeps_the_previous_file(rng, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary file left behind
 
 
-def test_checkpoint_from_the_trainer_has_what_tools_need(tmp_path, monkeypatch):
+def test_checkpoint_from_the_trainer_has_what_tools_need(tmp_path, fake_data):
     from scratchcnn import train
-    from test_train import fake_mnist
 
-    monkeypatch.setattr(train, "load_mnist", lambda data_dir=None: fake_mnist())
     path = tmp_path / "c.npz"
     assert train.main(["--quiet", "--train-size", "128", "--test-size", "64", "--epochs", "1",
                        "--save", str(path)]) == 0

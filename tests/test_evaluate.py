@@ -6,7 +6,6 @@ from scratchcnn import evaluate, train
 from scratchcnn.checkpoint import load_checkpoint
 from scratchcnn.data import first_n, normalize
 from scratchcnn.evaluate import format_confusion, format_per_class
-from test_train import fake_mnist
 
 
 @pytest.mark.network
@@ -21,11 +20,9 @@ def test_evaluate_cli(seed_checkpoint, tmp_path, capsys):
 
 
 @pytest.fixture
-def fake_checkpoint(tmp_path, monkeypatch):
-    """A checkpoint trained on the synthetic MNIST of test_train.py, which evaluate then loads."""
-    data = fake_mnist()
-    monkeypatch.setattr(train, "load_mnist", lambda data_dir=None: data)
-    monkeypatch.setattr(evaluate, "load_mnist", lambda data_dir=None: data)
+def fake_checkpoint(tmp_path, fake_data):
+    """A checkpoint trained on the synthetic MNIST (``fake_data``), which evaluate then loads."""
+    data = fake_data
     path = tmp_path / "fake.npz"
     assert train.main(["--quiet", "--train-size", "320", "--test-size", "100", "--epochs", "1",
                        "--save", str(path)]) == 0

@@ -241,3 +241,29 @@ def test_conv_reuses_its_window_matrix_only_for_the_same_shape(rng, channels, bi
         fresh.last_columns = None  # a fresh window matrix every time
     assert matrices[0] is matrices[1] and matrices[2] is not matrices[1]
     assert matrices[3].shape[0] == 3 * 4 * 4
+
+
+# ---------------------------------------------------------------------------------- declared caches
+
+def every_layer(rng):
+    """One of each layer, vectorized and loop twin, with an input it takes."""
+    from scratchcnn import loops
+    image, maps, flat = rng.random((3, 8, 8)) - 0.5, rng.random((3, 6, 6, 4)) - 0.5, rng.random((3, 12))
+    return [(sc.Conv2D(2, 3, in_channels=4, dtype=np.float64, rng=rng), maps), (sc.Conv3x3(2, dtype=np.float64), image),
+            (sc.MaxPool2(), maps), (sc.AvgPool2(), maps), (sc.ReLU(), maps), (sc.Flatten(), maps),
+            (sc.Softmax(12, 5, dtype=np.float64), flat), (sc.Dense(12, 5, dtype=np.float64), flat),
+            (sc.Dropout(0.5, rng=rng), maps), (sc.BatchNorm(4, dtype=np.float64), maps),
+            (loops.Conv3x3(2, dtype=np.float64), image), (loops.MaxPool2(), maps),
+            (loops.Softmax(12, 5, dtype=np.float64), flat), (loops.BatchNorm(4, dtype=np.float64), maps)]
+
+
+def test_every_layer_declares_the_caches_its_passes_keep(rng):
+    """What forward and backward keep on a layer is named in ``caches`` (the engine gives each
+    thread's copy its own of exactly those), and every name there is kept."""
+    for layer, x in every_layer(rng):
+        before = set(vars(layer))
+        y = layer.forward(x)
+        layer.backward(np.ones_like(y))
+        kept = set(vars(layer)) - before - {"grads"}
+        assert kept <= set(layer.caches), (type(layer).__name__, kept - set(layer.caches))
+        assert all(hasattr(layer, name) for name in layer.caches), type(layer).__name__

@@ -120,3 +120,51 @@ def test_parameter_free_layers_before_the_first_dense_are_not_stepped(rng, monke
     net.loss_and_gradients(rng.standard_normal((3, 2, 2)), np.array([0, 1, 1]))
     assert net.layers[1].grads["weights"].any()
     assert net.backward(rng.standard_normal((3, 2)), input_grad=False) is None
+
+
+# ---------------------------------------------------------------------------------- what a learner inspects
+
+@pytest.fixture(params=[1, 2], ids=["1 BLAS thread", "2 BLAS threads"])
+def blas_threads(request):
+    """The network as a command line would find it, with BLAS on 1 or 2 threads."""
+    import threadpoolctl
+    from scratchcnn.engine import blas
+    with threadpoolctl.threadpool_limits(limits=request.param, user_api="blas"):
+        previous, blas._threads_in_force = blas._threads_in_force, request.param
+        try:
+            yield request.param
+        finally:
+            blas._threads_in_force = previous
+
+
+@pytest.mark.parametrize("name", ["seed", "classic", "modern", "mlp"])
+def test_after_a_step_every_output_and_cache_is_that_steps(rng, name, blas_threads):
+    """``train_step`` runs the whole batch through the network's own layers on this thread: no
+    part, no copy, no hidden pass, whatever the thread count."""
+    from scratchcnn.models import build_model
+    net = build_model(name)
+    x = (rng.random((64, 28, 28)) - 0.5).astype(np.float32)
+    calls = []
+    for layer in net.layers:  # count the layers' own passes (on the class: a copy would miss them)
+        layer.forward = (lambda f: lambda x: calls.append(len(x)) or f(x))(layer.forward)
+    net.train_step(x, rng.integers(0, 10, 64), sc.SGD(1e-3))
+    assert calls == [64] * len(net.layers)
+    assert net.outputs[0] is x and len(net.outputs) == len(net.layers) + 1
+    assert all(len(out) == 64 for out in net.outputs)
+    for layer in net.layers:
+        for cache in layer.caches:
+            value = getattr(layer, cache)
+            if isinstance(value, np.ndarray) and value.ndim and cache == "last_input":
+                assert len(value) == 64, (type(layer).__name__, cache)
+
+
+@pytest.mark.parametrize("name", ["seed", "classic", "modern", "mlp"])
+def test_after_predict_the_outputs_are_its_last_chunks(rng, name, blas_threads):
+    from scratchcnn.models import build_model
+    from scratchcnn.network import EVAL_BATCH
+    net = build_model(name)
+    x = (rng.random((EVAL_BATCH + 7, 28, 28)) - 0.5).astype(np.float32)
+    probs = net.predict_proba(x)
+    assert probs.shape == (EVAL_BATCH + 7, 10)
+    assert all(len(out) == 7 for out in net.outputs) and net.outputs[0].base is x
+    assert net.predict_proba(x[:7]).shape == (7, 10) and len(net.outputs[-1]) == 7

@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 
 from scratchcnn.report import ConsoleReport, SilentReport, format_epoch, format_partial_epoch
-from scratchcnn.training import Trainer
+from scratchcnn.trainer import Trainer
 from scratchcnn.models import build_model
 from scratchcnn.optim import SGD
 

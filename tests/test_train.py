@@ -1,7 +1,7 @@
-"""The trainer CLI (``python -m scratchcnn.train``) and its loop (``scratchcnn.training``).
+"""The trainer CLI (``python -m scratchcnn.train``) and its loop (``scratchcnn.trainer``).
 
-Most runs use a small synthetic MNIST look-alike patched in for ``load_mnist`` (fast, no
-files); two smoke runs use the real MNIST (``real_mnist`` in conftest.py, marked ``network``).
+Most runs use a small synthetic MNIST look-alike patched in for ``load_mnist`` (``fake_data``
+in conftest.py); two smoke runs use the real MNIST (``real_mnist`` in conftest.py, marked ``network``).
 """
 import json
 import signal
@@ -11,34 +11,13 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import synthetic_mnist
 from scratchcnn import train
 from scratchcnn.optim import SGD
 from scratchcnn.models import build_model
 from scratchcnn.data.augment import affine_augment, augment_rng
 from scratchcnn.data.preprocess import random_shifts
-from scratchcnn.training import Trainer, TrainingDiverged, nice_log_every
-
-
-def fake_mnist(n_train=640, n_test=200, seed=0):
-    """uint8 (N, 28, 28) images whose label says which of ten 7x7 cells holds a bright square."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
-        for i, label in enumerate(labels):
-            r, c = divmod(int(label), 4)
-            images[i, 2 + 7 * r:7 + 7 * r, 2 + 7 * c:7 + 7 * c] = 255
-        return images, labels
-
-    return (*make(n_train), *make(n_test))
-
-
-@pytest.fixture
-def fake_data(monkeypatch):
-    data = fake_mnist()
-    monkeypatch.setattr(train, "load_mnist", lambda data_dir=None: data)
-    return data
+from scratchcnn.trainer import Trainer, TrainingDiverged, nice_log_every
 
 
 def run(*argv):
@@ -81,9 +60,9 @@ def test_quiet_prints_only_summaries(fake_data, capsys):
 @pytest.mark.parametrize("model, use", [("seed", "train"), ("classic", "train-large"),
                                         ("modern", "train-large"), ("mlp", "train-large")])
 def test_blas_threads_are_chosen_per_model(model, use, fake_data, monkeypatch):
-    from scratchcnn import runtime
+    from scratchcnn import engine
     uses = []
-    monkeypatch.setattr(runtime, "configure", lambda use="train": uses.append(use) or {"blas_threads": 1})
+    monkeypatch.setattr(engine, "configure", lambda use="train": uses.append(use) or {"blas_threads": 1})
     assert run("--model", model, "--epochs", "0") == 0
     assert uses == ["train", use]  # before anything is computed, then once the model is known
 
@@ -358,7 +337,7 @@ def test_random_shifts_move_whole_images():
 
 
 def small_trainer(**augmentation):
-    train_x, train_y = fake_mnist(64, 1)[:2]
+    train_x, train_y = synthetic_mnist(64, 1)[:2]
     x = (train_x / 255 - 0.5).astype(np.float32)
     return Trainer(build_model("seed"), SGD(0.01), x, train_y.astype(np.int64), batch_size=16,
                    seed=5, **augmentation)
@@ -394,7 +373,7 @@ def test_augmentation_is_recorded_in_the_run_settings(fake_data, tmp_path, capsy
 
 
 def test_trainer_stops_before_a_non_finite_update():
-    train_x, train_y = fake_mnist(64, 1)[:2]
+    train_x, train_y = synthetic_mnist(64, 1)[:2]
     x = (train_x / 255 - 0.5).astype(np.float32)
     network = build_model("seed")
     trainer = Trainer(network, SGD(1e30), x, train_y.astype(np.int64), batch_size=16)

@@ -15,7 +15,7 @@ Modules:
 
 from .augment import affine_augment, augment_rng
 from .cache import DATA_ENV, MnistCache, MnistUnavailableError, default_data_dir, load_mnist, resolve_data_dir
-from .idx import MNIST_FILES, CorruptFileError, IdxFile
+from .idx import MNIST_FILES, TEST_SET_SIZE, TRAIN_SET_SIZE, CorruptFileError, IdxFile
 from .preprocess import first_n, normalize, random_shifts, shuffle, train_val_split
 from .safe_pickle import UnsafePickleError
 from .sources import MIRROR_ENV, IndexUnreachableError, MirrorSource, PypiWheelSource, SourceError
@@ -23,7 +23,7 @@ from .sources import MIRROR_ENV, IndexUnreachableError, MirrorSource, PypiWheelS
 __all__ = [
     "load_mnist", "normalize", "first_n", "shuffle", "train_val_split", "random_shifts",
     "affine_augment", "augment_rng",
-    "MnistCache", "MNIST_FILES", "IdxFile", "default_data_dir", "resolve_data_dir",
+    "MnistCache", "MNIST_FILES", "TRAIN_SET_SIZE", "TEST_SET_SIZE", "IdxFile", "default_data_dir", "resolve_data_dir",
     "PypiWheelSource", "MirrorSource", "DATA_ENV", "MIRROR_ENV",
     "MnistUnavailableError", "CorruptFileError", "SourceError", "IndexUnreachableError", "UnsafePickleError",
 ]

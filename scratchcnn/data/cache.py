@@ -2,7 +2,7 @@
 
 The folder holds the four canonical gzipped IDX files (so you can drop in your own copies)
 and, once each has been verified, a ``.npy`` sidecar of its array. A warm load reads only
-the sidecars and re-checks each against the canonical MD5 (~0.2 s for all 70,000 images).
+the sidecars and re-checks each against the canonical MD5 (a fraction of a second).
 
 A sidecar is trusted only if it is newer than its ``.gz`` (both mtime and ctime, so even a
 ``cp -p`` of another file over the ``.gz`` triggers a fresh check).

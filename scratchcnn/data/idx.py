@@ -59,6 +59,8 @@ MNIST_FILES: dict[str, IdxFile] = {
     "test_images": IdxFile("t10k-images-idx3-ubyte.gz", "2646ac647ad5339dbf082846283269ea", (10000, 28, 28)),
     "test_labels": IdxFile("t10k-labels-idx1-ubyte.gz", "27ae3e4e09519cfbb04c329615203637", (10000,)),
 }
+TRAIN_SET_SIZE = MNIST_FILES["train_labels"].shape[0]  # 60,000 images in MNIST's training set
+TEST_SET_SIZE = MNIST_FILES["test_labels"].shape[0]    # 10,000 in its test set
 
 
 class CorruptFileError(ValueError):

@@ -13,6 +13,9 @@ Every layer follows one small interface, so the vectorized layers, their loop tw
   gradient w.r.t. the images (it is a quarter of the seed network's step). A layer may ignore
   the attribute and return ``d_x`` anyway.
 * ``params`` and ``grads``: dicts from parameter name to array, with the same keys.
+* ``caches``: the names of the attributes ``forward`` fills for ``backward`` (or keeps between
+  calls, such as a reused buffer). Whatever copies a layer to run it on another thread
+  (``scratchcnn.engine``) gives the copy its own of each, and nothing else.
 * ``window``: ``(size, stride, padding)`` of the input pixels each output pixel is computed
   from, for layers that keep a spatial map (``(1, 1, 0)`` for element-wise layers); ``None``
   for layers whose output is flat. The page uses it to outline a pixel's window.
@@ -28,7 +31,7 @@ def example_rows(x):
     """``x`` ``(N, ...)`` as ``(N, values per example)``: a view when ``x`` is contiguous, else a
     copy. A strided ``x`` whose last axis is contiguous (a pooling layer's output: runs of C
     channels) is copied run by run, each run one opaque item: NumPy's own copy of such a view
-    loops over runs of only C values, ~2x slower for the seed network's 8 channels."""
+    loops over runs of only C values, slower when C is small (the seed network's 8 channels)."""
     if x.flags.c_contiguous or x.ndim < 2 or x.strides[-1] != x.itemsize or x.dtype.hasobject:
         return x.reshape(len(x), -1)
     runs = x.view(np.dtype((np.void, x.shape[-1] * x.itemsize)))  # (N, ..., 1)
@@ -40,6 +43,7 @@ class Layer:
 
     window = None  # (size, stride, padding) for layers with spatial output; see the module doc
     needs_input_grad = True  # False: backward may skip d_x and return None; see the module doc
+    caches = ()  # names of the attributes forward keeps for backward; see the module doc
 
     def __init__(self):
         self.params = {}

@@ -16,10 +16,14 @@ class BatchNorm(Layer):
     ``running = (1 - momentum) * running + momentum * batch``, the variance unbiased
     (``* m / (m - 1)``). In evaluation (``Network.eval()``) the running statistics are used,
     so a prediction no longer depends on the rest of its batch.
+
+    The batch's sums are taken in three small methods (``_values_per_channel``, ``_batch_sum``,
+    ``_whole_batch_sums``) so that the engine's synchronised copy (``scratchcnn.engine.sync``),
+    which trains on one part of a batch split across threads, can sum over every part instead.
     """
 
     window = (1, 1, 0)  # element-wise: output pixel (i, j) comes from input pixel (i, j)
-    peers = None  # training on part of a batch: the other parts (scratchcnn.parallel.Peers)
+    caches = ("last_used_batch", "last_inv_std", "last_centred")
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5, dtype=np.float32):
         super().__init__()
@@ -47,8 +51,7 @@ class BatchNorm(Layer):
             mean = self._batch_sum(x) / m                           # (C,)
             centred = x - mean
             var = self._batch_sum(centred * centred) / m            # (C,), biased
-            if self.peers is None or self.peers.part == 0:
-                self._update_running_statistics(mean, var, m)
+            self._update_running_statistics(mean, var, m)
         else:              # the running statistics, whatever else is in the batch
             mean, var = self.running_mean, self.running_var
             centred = x - mean
@@ -59,7 +62,7 @@ class BatchNorm(Layer):
         return out
 
     def backward(self, d_out):
-        m = d_out.size // self.num_features           # values per channel in this batch (or part)
+        m = d_out.size // self.num_features           # values per channel in this batch
         centred, inv_std, gamma = self.last_centred, self.last_inv_std, self.params["gamma"]
         self.grads["beta"] = channel_sum(d_out)
         self.grads["gamma"] = channel_sum(d_out * centred) * inv_std  # sum(d_out * x_hat)
@@ -77,30 +80,28 @@ class BatchNorm(Layer):
         # as sum(d_out) = d_beta and sum(d_out * x_hat) = d_gamma were just computed. Below it is
         # spread out as scale * d_out_i - b * (x_i - mean) - c, with per-channel b and c, so each
         # pass goes over the whole array once.
-        d_beta, d_gamma = self.grads["beta"], self.grads["gamma"]
-        if self.peers is not None:  # a part of the batch: the whole batch's sums (as the mean
-            # gradient, d_out being this part's); m, this part's count, scales them back to it
-            d_beta, d_gamma = self.peers.weighted_total(np.stack([d_beta, d_gamma]))
+        d_beta, d_gamma = self._whole_batch_sums(self.grads["beta"], self.grads["gamma"])
         d_x = d_out * scale
         d_x -= centred * (scale * inv_std * d_gamma / m)
         d_x -= scale * d_beta / m
         return d_x
 
     def _values_per_channel(self, x):
-        """How many values each channel has in the batch, all parts of a split batch counted."""
-        if len(x) == 0:
-            return 0
-        images = len(x) if self.peers is None else self.peers.whole_batch
-        return x.size // (len(x) * self.num_features) * images
+        """How many values each channel has in the batch ``x``: ``m``."""
+        return x.size // self.num_features
 
     def _batch_sum(self, values):
-        """Per-channel sums ``(C,)`` over the batch, over every part of a split one."""
-        total = channel_sum(values)
-        return total if self.peers is None else self.peers.total(total)
+        """Per-channel sums ``(C,)`` over the batch."""
+        return channel_sum(values)
+
+    def _whole_batch_sums(self, d_beta, d_gamma):
+        """``(sum(d_out), sum(d_out * x_hat))`` over the batch, per channel: the gradients just
+        computed. (The engine's synchronised copy takes them over every part of a split batch.)"""
+        return d_beta, d_gamma
 
     def _update_running_statistics(self, mean, var, m):
         """``running = (1 - momentum) running + momentum batch``, the variance unbiased. In
-        place: the copies of this layer that train on parts of a batch share the arrays."""
+        place, so anything holding the arrays (a copy of the layer) sees the new values."""
         self.running_mean[...] = (1 - self.momentum) * self.running_mean + self.momentum * mean
         self.running_var[...] = (1 - self.momentum) * self.running_var + self.momentum * var * (m / (m - 1))
 
@@ -139,7 +140,7 @@ class BatchNorm(Layer):
 
 def channel_sum(values):
     """``(..., C) -> (C,)``: the sum over every axis but the last, as a product with a vector of
-    ones (BLAS), about 10x faster than ``values.sum(axis=(0, 1, 2))``, which adds C-wide rows one
-    at a time."""
+    ones (BLAS), far faster than ``values.sum(axis=(0, 1, 2))``, which adds C-wide rows one at
+    a time."""
     rows = values.reshape(-1, values.shape[-1])
     return np.ones(len(rows), values.dtype) @ rows

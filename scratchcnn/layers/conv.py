@@ -7,30 +7,13 @@ input gradient is the reverse scatter (col2im), done as k*k shifted-slice additi
 which is what the tutorial computes too. ``scratchcnn.loops.Conv3x3`` is the plain version,
 one window at a time.
 
-Speed notes, each measured on the training step (one thread, alternating old and new):
-
-* The window matrix is kept between steps and refilled in place while the batch shape stays
-  the same: a fresh one costs fresh memory pages every step (up to 1.6x slower prediction at
-  a batch of 1000, where it is hundreds of MB for the classic network).
-* With a bias, the window matrix ends with a column of ones, so the biases are one more row
-  of the weight matrix (the "bias trick"): the forward product adds them and the weight
-  gradient product also yields their gradient (the column sums of ``d_out``).
-* The first layer of a training network skips its input gradient (``needs_input_grad``).
-* Tried and slower: the input gradient as one "full" convolution (the windows of the
-  zero-padded ``d_out`` times the flipped filters, one product): its window matrix is twice
-  the size of ``im2col``'s and its product has only ``C`` columns, which BLAS runs far below
-  its best; ~1.5x slower than ``col2im`` for the classic network. Cutting the batch into
-  chunks whose window matrix fits in the CPU cache gained little forward, nothing backward.
-  Filling the window matrix from one ``as_strided`` view whose rows are k runs of k*C
-  contiguous values (instead of ``sliding_window_view``): im2col ~10% faster, under 1% of the
-  classic step, not worth a hand-made strided view. ``col2im`` as one ``(M, F) @ (F, k*k*C)``
-  product, then k*k additions read back from it: 1.4-2x slower than the k*k small products.
-* The second core: ``scratchcnn.parallel`` runs parts of the batch at once, which helps
-  every layer; BLAS threads only help inside the products.
-* The cache: a step that runs in parts of a few images (``scratchcnn.parallel``, sized by
-  ``Network.chunk_size``) keeps the window matrix in the cache between im2col and the product.
-  Re-measured then, on the AVX-512 machine: chunking inside ``forward`` as well gained ~2% of
-  a step, and the one-product ``col2im`` was still 1.1-1.5x slower; neither kept.
+Three choices make it fast without hiding anything: the window matrix is kept between steps and
+refilled in place while the batch shape stays the same (fresh memory pages every step cost
+time); with a bias, the window matrix ends with a column of ones, so the biases are one more row
+of the weight matrix (the "bias trick": the forward product adds them and the weight-gradient
+product also yields their gradient); and the first layer of a training network skips its input
+gradient (``needs_input_grad``). What was measured, and what was tried and dropped, is in
+benchmarks/README.md ("Why the code is written this way").
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -47,7 +30,7 @@ def window_matrix(rows, k, channels, bias, dtype):
     """An empty window matrix ``(rows, k*k*C)``, plus a last column of ones when ``bias``.
 
     With one channel it is column-major (Fortran order): each of the k*k columns is then one
-    contiguous shifted-slice copy, ~2x faster to fill than rows of k*k values, and BLAS
+    contiguous shifted-slice copy, faster to fill than rows of k*k values, and BLAS
     multiplies a transposed matrix at no extra cost.
     """
     width = k * k * channels + bool(bias)
@@ -82,7 +65,7 @@ def col2im(d_out2d, filters, padded_shape, k, stride, out_h, out_w):
     ``d_out2d`` ``(N*out_h*out_w, F)``, ``filters`` ``(F, k, k, C)``; returns ``(N, Hp, Wp, C)``
     as k*k shifted-slice additions (overlapping windows accumulate), never ``np.add.at``.
     One channel: one product gives all k*k window columns, each contiguous (column-major).
-    Many channels: one ``(M, F) @ (F, C)`` product per kernel offset, ~2x faster than forming the
+    Many channels: one ``(M, F) @ (F, C)`` product per kernel offset, faster than forming the
     whole ``(M, k*k*C)`` window-gradient matrix and reading it back strided.
     """
     n, _, _, c = padded_shape
@@ -119,6 +102,7 @@ class Conv2D(Layer):
     ``params["filters"]`` is ``(F, k, k)`` for one input channel, ``(F, k, k, C)`` otherwise;
     ``params["biases"]`` is ``(F,)`` when ``bias=True``.
     """
+    caches = ("last_input", "last_columns", "last_padded_shape")
 
     def __init__(self, num_filters, kernel_size, in_channels=1, stride=1, padding="valid",
                  bias=True, init="he", dtype=np.float32, rng=None):
@@ -188,8 +172,8 @@ class Conv2D(Layer):
         d_out2d = d_out.reshape(-1, f)                            # (N*Ho*Wo, F), a row per window
         filters = self.params["filters"]
         # Step 1, weights: every window's pixels times its gradient, summed over the windows,
-        # (k*k*C [+1], F). The same product either way round; measured, BLAS is ~15% faster
-        # with a row-major window matrix as the right-hand operand.
+        # (k*k*C [+1], F). The same product either way round; BLAS is faster with a row-major
+        # window matrix as the right-hand operand.
         if self.last_columns.flags.c_contiguous:
             d_weights = (d_out2d.T @ self.last_columns).T
         else:

@@ -8,6 +8,7 @@ class Dense(Layer):
     """``y = x @ weights + biases``; ``weights`` ``(in_features, out_features)``, ``biases``
     ``(out_features,)``. Input must already be flat ``(N, in_features)`` (put a ``Flatten``
     before it)."""
+    caches = ("last_input",)
 
     def __init__(self, in_features, out_features, init="he", dtype=np.float32, rng=None):
         super().__init__()

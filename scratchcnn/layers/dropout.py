@@ -9,7 +9,7 @@ class Dropout(Layer):
     ``1 / (1 - rate)`` so the expected activation is unchanged; in evaluation it is the
     identity. Any shape."""
     window = (1, 1, 0)  # element-wise
-    peers = None  # training on part of a batch: the other parts (scratchcnn.parallel.Peers)
+    caches = ("last_mask",)
 
     def __init__(self, rate=0.5, rng=None):
         super().__init__()
@@ -46,10 +46,6 @@ class Dropout(Layer):
         return d_out if self.last_mask is None else d_out * self.last_mask
 
     def _keep_mask(self, shape):
-        """Booleans, True where a value is kept. On part of a batch, the first part draws the
-        whole batch's mask, as one thread would, and each part takes its rows."""
-        def draw(shape):
-            return self.rng.random(shape, dtype=np.float32) >= self.rate
-        if self.peers is None:
-            return draw(shape)
-        return self.peers.rows(self.peers.from_first(lambda: draw((self.peers.whole_batch, *shape[1:]))))
+        """Booleans of ``shape``, True where a value is kept, drawn from the layer's generator.
+        (The engine's synchronised copy draws the whole batch's mask when it trains on a part.)"""
+        return self.rng.random(shape, dtype=np.float32) >= self.rate

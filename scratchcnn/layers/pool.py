@@ -99,6 +99,7 @@ class MaxPool2(Layer):
     is a strided view of the rows step's result.
     """
     window = (2, 2, 0)  # (size, stride, padding)
+    caches = ("last_input", "last_column_max", "last_patterns")
     last_patterns = None  # (shape key, routing patterns), see _patterns
 
     def forward(self, x):
@@ -144,8 +145,8 @@ class MaxPool2(Layer):
     def _patterns(self, size, c, row):
         """``(is_left, is_top, is_top_left)``: booleans over the flat even part of the input,
         True at the left pixels, the windows' top rows, and both. Kept between steps of the same
-        shape: full-length operands make every pass above contiguous, ~1.4x faster than
-        broadcasting one line's pattern."""
+        shape: full-length operands make every pass above contiguous, which is faster than
+        broadcasting one line's pattern (benchmarks/README.md, "Why the code is written this way")."""
         key = (size, c, row)
         if self.last_patterns is None or self.last_patterns[0] != key:
             pair = np.arange(2 * row)                 # positions along a pair of image rows
@@ -157,6 +158,7 @@ class MaxPool2(Layer):
 class AvgPool2(Layer):
     """Mean over each 2x2 window; backward spreads each gradient evenly over its window."""
     window = (2, 2, 0)  # (size, stride, padding)
+    caches = ("last_input",)
 
     def forward(self, x):
         x = _check_input(self, x)

@@ -4,6 +4,7 @@ from .base import Layer, as_array, example_rows
 
 class Flatten(Layer):
     """``(N, d1, d2, ...) -> (N, d1*d2*...)``; backward restores the shape."""
+    caches = ("last_input_shape",)
 
     def forward(self, x):
         x = as_array(self, x, range(1, 8), "(N, ...)")

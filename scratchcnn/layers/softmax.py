@@ -21,6 +21,7 @@ class Softmax(Layer):
     caller already has the gradient w.r.t. the logits (``Network`` uses it with
     cross-entropy, whose gradient there is simply ``probs - one_hot``).
     """
+    caches = ("last_input_shape", "last_input", "last_totals", "last_output")
 
     def __init__(self, input_len, nodes, init="tutorial", dtype=np.float32, rng=None):
         super().__init__()

@@ -30,12 +30,10 @@ import traceback
 
 import numpy as np
 
-from .. import runtime
+from .. import engine
 from ..data import first_n, normalize
-from ..models import build_model
 from ..network import TrainingDiverged
-from ..optim import OPTIMIZERS
-from ..training import Trainer, TrainingStopped
+from ..trainer import TrainingStopped, build_trainer
 from .runner import ModelRunner
 
 PROGRESS_SECONDS = 0.25   # at most four progress events a second
@@ -49,9 +47,9 @@ class RequestsFirst:
 
     Why: Python runs one thread at a time. Left to itself, a request thread waits up to 5 ms for
     its turn each time it gives the interpreter up (reading the socket, NumPy calls), and a
-    prediction gives it up many times. On the shared 2-core development machine, four
-    alternating rounds of benchmarks/predict_while_training.py measured /api/predict 1.9-3.8x
-    slower than idle while a seed job trained without this, 1.5-2.3x with it.
+    prediction gives it up many times, so a training job would slow every answer
+    (benchmarks/predict_while_training.py measures by how much; its record is in
+    benchmarks/README.md).
     """
 
     MAX_WAIT_SECONDS = 0.25
@@ -150,19 +148,15 @@ class TrainingJob:
         self.thread = threading.Thread(target=self._run, name=f"training-job-{job_id}", daemon=True)
 
     def _build_trainer(self, data):
-        """The network, optimizer and ``Trainer`` for the settings, as ``scratchcnn.train`` builds
-        them; the test set (first ``test_size`` images) is evaluated after every epoch."""
+        """The ``Trainer`` for the settings, as ``python -m scratchcnn.train`` builds it, on the
+        fast engine; the test set (first ``test_size`` images) is evaluated after every epoch."""
         s = self.settings
         train_x, train_y, test_x, test_y = data
         train_x, train_y = first_n(train_x, train_y, s["train_size"])
         test_x, test_y = first_n(test_x, test_y, s["test_size"])
         self.test = (normalize(test_x), test_y.astype(np.int64))
-        network = build_model(s["model"], np.float32, s["seed"])
-        optimizer = OPTIMIZERS[s["optimizer"]](s["lr"])
-        return Trainer(network, optimizer, normalize(train_x), train_y.astype(np.int64),
-                       batch_size=s["batch_size"], seed=s["seed"], lr_decay=s["lr_decay"],
-                       shift=s["shift"], rotate=s.get("rotate", 0.0), scale=s.get("scale", 0.0),
-                       val=self.test, report=JobReport(self))
+        return build_trainer(s, (normalize(train_x), train_y.astype(np.int64)), val=self.test,
+                             report=JobReport(self), engine=engine.FastEngine())
 
     @property
     def network(self):
@@ -189,10 +183,10 @@ class TrainingJob:
 
     def _run(self):
         # BLAS threads as `python -m scratchcnn.train` uses them for this model (one for the seed
-        # network: two threads spinning beside the request threads made it ~20x slower in
-        # benchmarks/predict_while_training.py); the count is process-wide, so the server's
-        # inference setting comes back when the job ends.
-        runtime.configure("train" if self.settings["model"] == "seed" else "train-large")
+        # network: two threads spinning beside the request threads slow both, see
+        # benchmarks/README.md); the count is process-wide, so the server's inference setting
+        # comes back when the job ends.
+        engine.configure(engine.training_use(self.settings["model"]))
         try:
             self.trainer.fit(self.settings["epochs"])
             status = "completed"
@@ -210,7 +204,7 @@ class TrainingJob:
         if status == "stopped":
             self.snapshot(self.trainer.epoch + 1, self.trainer.step)  # the network kept
             if not self.skip_final_test:
-                test_accuracy = float(self.network.evaluate(*self.test)[1])
+                test_accuracy = float(self.trainer.engine.evaluate(self.network, *self.test)[1])
         self.final_test_accuracy = test_accuracy
         self.final_status = status
         try:
@@ -221,7 +215,7 @@ class TrainingJob:
         self.result = {"job": self.id, "status": status, "test_accuracy": test_accuracy,
                        "seconds": round(time.monotonic() - self.started, 3), "served": self.served,
                        "checkpoint": self.checkpoint, "message": self.message}
-        runtime.configure("inference")
+        engine.configure("inference")
         self.status = status
         self.publish("done", self.result)
 

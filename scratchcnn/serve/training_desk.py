@@ -15,8 +15,7 @@ from http import HTTPStatus
 import numpy as np
 
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..cli import TEST_SET_SIZE, TRAIN_SET_SIZE
-from ..data import load_mnist
+from ..data import TEST_SET_SIZE, TRAIN_SET_SIZE, load_mnist
 from ..models import MODEL_NAMES, TRAINING_DEFAULTS
 from .events import HEARTBEAT_SECONDS, EventHub
 from .jobs import RequestsFirst, TrainingJob

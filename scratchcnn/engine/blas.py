@@ -3,8 +3,8 @@ when other processes keep the cores busy.
 
 Call ``configure(use)`` at the top of an entry point, before the first NumPy computation::
 
-    from scratchcnn.runtime import configure
-    configure("train")   # first lines of scratchcnn/train.py's main(), benchmarks, ...
+    from scratchcnn.engine import configure
+    configure("train")   # first lines of the train command's main(), benchmarks, ...
 
 It tells the BLAS library NumPy loaded through ``threadpoolctl`` (OpenBLAS, MKL or BLIS, on
 Linux, macOS and Windows), which takes effect at once. The environment is left as the user set
@@ -12,40 +12,38 @@ it: a ``*_NUM_THREADS`` variable written here would be inherited by every proces
 starts (a test's ``python -m scratchcnn.train``, a benchmark's children), which would take it
 for the user's own choice.
 
-BLAS threads. Measured on the 2-core development machine, an AVX2 Zen 3 (benchmarks/blas_threads.py,
-table in benchmarks/README.md): the seed network at batch 32 trains no faster on two threads when
-the machine is idle; classic trains ~68% faster on two (the batch split below), mlp ~46%. But two
-BLAS threads are up to ~55% *slower* when another process keeps a core busy (seed, mlp), because
-OpenBLAS's threads spin waiting for each other; classic's split halves, each on one BLAS thread,
-don't spin (+7% then). The count is fixed per use, never chosen from the current load, because
-it changes float32 rounding: the same seed must give the same metrics, and a resumed run the same
-result as an uninterrupted one. So: one thread for ``"train"`` (the seed network) and
-``"benchmark"``; two (at most the core count) for ``"train-large"`` (classic, modern, mlp) and
-``"inference"``, with ``contention_warning`` telling the user when other processes keep a core
-busy. With two threads, ``Network.train_step`` runs the two halves of each batch at once, each
-thread on one BLAS thread (``scratchcnn.parallel``), where that pays (``parallel.worth_splitting``:
-convolutional networks, halves of at least 1 MiB): that also puts the second core to work on
-NumPy's element-wise passes, and threads that wait don't spin. mlp, nearly all matrix products,
-and small batches run whole on BLAS's two threads. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every
+BLAS threads. Two BLAS threads help the larger networks' matrix products on an idle machine, but
+OpenBLAS's threads spin waiting for each other, so they can be slower than one when another
+process keeps a core busy, and they slow any other thread pool in this process. The count is
+fixed per use, never chosen from the current load, because it changes float32 rounding: the
+same seed must give the same metrics, and a resumed run the same result as an uninterrupted
+one. So: one thread for ``"train"`` (the seed network) and ``"benchmark"``; two (at most the
+core count) for ``"train-large"`` (classic, modern, mlp) and ``"inference"``, with
+``contention_warning`` telling the user when other processes keep a core busy. With two
+threads, the fast engine (``FastEngine``) runs the two halves of a batch at once, each on one
+BLAS thread (``split.py``), where that pays. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every
 use; an ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` the user set before
-starting is left alone (it must be a positive integer).
+starting is left alone (it must be a positive integer). The measurements behind the defaults
+are in benchmarks/README.md (benchmarks/blas_threads.py).
 
 Allocator. A training step allocates and frees arrays of a few hundred kB each. glibc hands
 arrays above 128 kB out as fresh ``mmap`` pages and unmaps them on free, so every step pays
-page faults: about 40% of the seed network's step time at batch 32. ``configure`` asks glibc
+page faults (a large share of a small network's step: benchmarks/README.md). ``configure`` asks glibc
 (through ``mallopt``) to serve them from the heap and keep freed memory for reuse, as
 PyTorch's caching allocator does. ``SCRATCHCNN_MALLOC_TUNING=0`` turns it off; it is skipped
 where there is no glibc.
 """
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import sys
+import threading
 import time
 
 import threadpoolctl
 
-# Default BLAS threads per use (at most the machine's cores), from benchmarks/blas_threads.py.
+# Default BLAS threads per use (at most the machine's cores); the module doc says why.
 DEFAULT_THREADS = {"train": 1, "train-large": 2, "inference": 2, "benchmark": 1}
 USES = tuple(DEFAULT_THREADS)
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -88,9 +86,15 @@ def contention_warning(threads):
     busy = busy_cores() if threads > 1 else 0.0
     if threads > 1 and (os.cpu_count() or 1) - busy < threads - 0.5:
         return (f"note: other processes keep {busy:.1f} of this machine's {os.cpu_count()} cores busy; "
-                f"{threads} BLAS threads can then be up to 2x slower than one: set "
+                f"{threads} BLAS threads can then be slower than one: set "
                 "SCRATCHCNN_BLAS_THREADS=1 if this run crawls")
     return None
+
+
+def training_use(model):
+    """The use whose thread count trains ``model`` (a ``models.MODEL_NAMES`` name): ``"train"``
+    for the small seed network, ``"train-large"`` for the others."""
+    return "train" if model == "seed" else "train-large"
 
 
 def blas_threads(use="train"):
@@ -124,9 +128,36 @@ def set_blas_threads(threads):
 
 
 def threads_in_force():
-    """The thread count ``configure`` last set, 1 if it was never called. ``Network.train_step``
-    runs that many parts of each batch at once (``scratchcnn.parallel``) when the layers allow."""
+    """The thread count ``configure`` last set, 1 if it was never called. ``FastEngine`` runs that
+    many parts of each batch at once (``split.py``) where the layers allow and it pays."""
     return _threads_in_force or 1
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0        # threads inside one_blas_thread() right now
+_blas_before = None    # threadpoolctl's record of the count to restore when the last one leaves
+_blas_controller = None  # found once: looking for the loaded libraries is slow, limiting is not
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """BLAS on one thread inside (a process-wide setting, through threadpoolctl). Several threads
+    may be inside at once (a page request predicting while a job trains): the first in sets it,
+    the last out restores the count from before, so an early leaver can't restore it under the
+    others, nor a late one leave it at one thread."""
+    global _blas_users, _blas_before, _blas_controller
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_controller = _blas_controller or threadpoolctl.ThreadpoolController()
+            _blas_before = _blas_controller.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_before.restore_original_limits()
 
 
 def tune_malloc():

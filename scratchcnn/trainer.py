@@ -4,6 +4,10 @@
                       val=(val_x, val_y), report=ConsoleReport())   # scratchcnn.report
     history = trainer.fit(epochs=3)        # one dict per epoch, see ``Trainer.fit``
 
+Each step is ``network.train_step``, on the calling thread with the whole batch, so a breakpoint
+in a layer stops there. ``engine=FastEngine()`` (``scratchcnn.engine``) runs the same steps and
+evaluations faster, as ``python -m scratchcnn.train`` does.
+
 A ``Trainer`` walks the training set in shuffled minibatches, one epoch at a time, and keeps
 everything needed to stop at any step and later continue *exactly* where it stopped
 (``state_dict`` / ``load_state_dict``): the position in the epoch, the shuffle generator's
@@ -22,7 +26,10 @@ import numpy as np
 
 from .data.augment import affine_augment, augment_rng
 from .data.preprocess import random_shifts
+from .engine import PlainEngine
+from .models import build_model
 from .network import TrainingDiverged
+from .optim import OPTIMIZERS
 from .report import SilentReport
 
 
@@ -51,12 +58,15 @@ class Trainer:
     there, see ``scratchcnn.resuming``). Augmentation: ``shift`` > 0 moves every
     training image by up to that many pixels, ``rotate`` turns it by up to that many degrees and
     ``scale`` resizes it by up to that fraction (``scratchcnn.data.augment``), each image drawn
-    afresh at every step.
+    afresh at every step. ``engine`` runs the steps and evaluations (None: ``PlainEngine``, the
+    network's own methods).
     """
 
     def __init__(self, network, optimizer, train_x, train_y, *, batch_size, seed=0, lr_decay=1.0,
-                 lr_from_epoch=0, shift=0, rotate=0.0, scale=0.0, val=None, report=None, log_every=0):
+                 lr_from_epoch=0, shift=0, rotate=0.0, scale=0.0, val=None, report=None, log_every=0,
+                 engine=None):
         self.network, self.optimizer = network, optimizer
+        self.engine = engine if engine is not None else PlainEngine()
         self.train_x, self.train_y = train_x, train_y
         self.batch_size, self.seed, self.lr_decay = batch_size, seed, lr_decay
         self.shift, self.rotate, self.scale = shift, rotate, scale
@@ -148,7 +158,7 @@ class Trainer:
     def _train_step(self, x, labels):
         """``Network.train_step``, with where it happened added to a divergence."""
         try:
-            return self.network.train_step(x, labels, self.optimizer)
+            return self.engine.train_step(self.network, x, labels, self.optimizer)
         except TrainingDiverged as e:
             where = (f" at epoch {self.epoch + 1}, step {self.step + 1} "
                      f"(learning rate {self.optimizer.lr:g})")
@@ -171,7 +181,7 @@ class Trainer:
                      seconds=r["seconds"], images_per_second=r["seen"] / max(r["seconds"], 1e-9),
                      lr=self.optimizer.lr)
         if self.val is not None:
-            stats["val_loss"], stats["val_accuracy"] = self.network.evaluate(*self.val)
+            stats["val_loss"], stats["val_accuracy"] = self.engine.evaluate(self.network, *self.val)
         return stats
 
     def partial_epoch(self):
@@ -204,3 +214,29 @@ class Trainer:
         self.running = dict(state["running"])
         self.history = list(state["history"])
         self.step_log = list(state.get("step_log", []))
+
+
+def build_trainer(settings, train, *, network=None, optimizer=None, val=None, report=None,
+                  engine=None, log_every=0):
+    """The ``Trainer`` of a run's ``settings`` on ``train`` = ``(images (N, 28, 28) normalised,
+    labels (N,) int64)``: what ``python -m scratchcnn.train`` and the page's training jobs both
+    train with.
+
+    ``settings`` has ``model``, ``seed``, ``optimizer``, ``lr``, ``batch_size``, ``lr_decay`` and
+    ``shift``, and may have ``dtype`` (float32), ``loop`` (False), ``rotate``, ``scale`` and
+    ``lr_from_epoch`` (0). The network and optimizer are built afresh from them unless given
+    (a resumed run's); the optimizer's rate is set to ``settings["lr"]`` either way, since the
+    trainer decays each epoch's rate from it.
+    """
+    s = settings
+    if network is None:
+        network = build_model(s["model"], np.dtype(s.get("dtype", "float32")), s["seed"],
+                              loop=s.get("loop", False))
+    if optimizer is None:
+        optimizer = OPTIMIZERS[s["optimizer"]](s["lr"])
+    optimizer.lr = s["lr"]
+    train_x, train_y = train
+    return Trainer(network, optimizer, train_x, train_y, batch_size=s["batch_size"], seed=s["seed"],
+                   lr_decay=s["lr_decay"], lr_from_epoch=s.get("lr_from_epoch", 0), shift=s["shift"],
+                   rotate=s.get("rotate", 0.0), scale=s.get("scale", 0.0), val=val, report=report,
+                   log_every=log_every, engine=engine)
