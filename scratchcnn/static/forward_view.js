@@ -50,13 +50,13 @@ function buildStage(holder, shape, stage) {
   title.innerHTML = stage === 0
     ? `Input <span>28×28, scaled to [−0.5, 0.5]</span>`
     : `${stage}. ${layer.type} <span>${layerText(layer)}</span>`;
-  const holderOfLegend = el("span", "legend");
-  holderOfLegend.hidden = true;
-  title.append(holderOfLegend);
+  const legendHolder = el("span", "legend");
+  legendHolder.hidden = true;
+  title.append(legendHolder);
   section.append(title, grid);
   holder.append(section);
   const isMaps = shape.length !== 1, channels = shape.length === 3 ? shape[2] : 1;
-  const view = {kind: isMaps ? "maps" : "vector", legend: holderOfLegend, maps: []};
+  const view = {kind: isMaps ? "maps" : "vector", legend: legendHolder, maps: []};
   if (isMaps) {
     const size = channels > 16 ? 52 : 64;
     for (let c = 0; c < channels; c++) view.maps.push(makeMap(grid, size, stage, c));

@@ -7,6 +7,7 @@
 //   state.result     drawing_flow.js (POST /api/predict for a drawing), backward_view.js (a test image)
 //   state.predictOn  train_panel.js: "training" while a job runs, so drawings are scored by its
 //                    latest snapshot (sent as {"network": "training"}), null otherwise
+import {$} from "./dom.js";
 
 export const state = {
   model: null,        // GET /api/model: {input_shape, num_classes, layers: [{type, output_shape, ...}], ...}
@@ -16,14 +17,15 @@ export const state = {
 
 /** Tell the views: document.dispatchEvent(new CustomEvent("scratchcnn:" + name, {detail})).
  * "model": state.model changed (views rebuild); "result": a drawing was scored (detail.drawing:
- * {width, height, pixels}, as sent); "cleared": the pad was cleared. */
+ * {width, height, pixels}, as sent); "cleared": the pad was cleared; "view": the view switch
+ * shows another view (detail.view: its name). main.js says how a new view listens. */
 export function announce(name, detail = {}) {
   document.dispatchEvent(new CustomEvent(`scratchcnn:${name}`, {detail}));
 }
 
 /** The line under the drawing pad. */
 export function setStatus(text, isError = false) {
-  const line = document.getElementById("status");
+  const line = $("status");
   line.textContent = text;
   line.classList.toggle("error", isError);
 }
