@@ -8,6 +8,7 @@ it follows ``=>`` or a parameter list ``(...)`` that is not an ``if``/``for``/``
 ``}``. Arrow functions without braces (``x => x + 1``) are not measured. The checks of the scanner
 itself come first, each on a snippet that must fail.
 """
+import functools
 import re
 from pathlib import Path
 
@@ -24,6 +25,7 @@ REGEX_MAY_FOLLOW = set("(,=:[!&|?{};+-*%<>~^") | {""}
 
 # ----------------------------------------------------------------------------- the scanner
 
+@functools.lru_cache(maxsize=None)
 def blank(source):
     """``(code, code_and_strings)``: the source with comments, strings and template-literal text
     replaced by spaces in ``code`` (comments only in ``code_and_strings``), newlines kept, so
@@ -91,8 +93,10 @@ def skip_template_text(source, i, wipe, templates, depth):
 
 def previous_significant(code, i):
     """The last character of code before offset i (spaces and comments skipped); "" at the start."""
-    text = "".join(code[:i]).rstrip()
-    return text[-1] if text else ""
+    k = i - 1
+    while k >= 0 and code[k].isspace():
+        k -= 1
+    return code[k] if k >= 0 else ""
 
 
 def skip_regex(source, i):

@@ -10,7 +10,9 @@ import {stageRows, state} from "./page_state.js";
 
 /** Hide every outline the backward view drew. */
 export function unhoverGradients() {
-  for (const view of bw.stages) for (const m of (view ? view.maps : [])) { m.box.hidden = true; m.cursor.hidden = true; }
+  for (const view of bw.stages) {
+    for (const m of (view ? view.maps : [])) { m.box.hidden = true; m.cursor.hidden = true; }
+  }
 }
 
 function pixelAt(event, h, w) {          // the (row, column) of an h x w map under the pointer
