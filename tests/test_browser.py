@@ -255,6 +255,8 @@ def test_train_from_the_page_and_watch_it_learn(training_server, browser, tmp_pa
     browser.save_screenshot(str(screenshot))
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(screenshot, ARTIFACTS / "serve-train.png")
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
 
 def test_the_backward_view(server, browser, tmp_path, monkeypatch):
     """Draw, flip to the backward view, hover gradient pixels (pooling, convolution, softmax),

@@ -74,7 +74,8 @@ def predict(server, image):
 
 @pytest.mark.parametrize("path, ctype, marker", [
     ("/", "text/html", b'<canvas id="pad" width="280" height="280"'),
-    ("/static/app.js", "text/javascript", b"/api/predict"),
+    ("/static/main.js", "text/javascript", b'from "./drawing_flow.js"'),
+    ("/static/drawing_flow.js", "text/javascript", b"/api/predict"),
     ("/static/style.css", "text/css", b"#pad"),
 ])
 def test_page_files_are_served(server, path, ctype, marker):
@@ -86,7 +87,7 @@ def test_page_files_are_served(server, path, ctype, marker):
 
 
 def test_page_loads_nothing_from_elsewhere(server):
-    for path in ("/", "/static/app.js", "/static/style.css"):
+    for path in routes.STATIC_FILES:
         body = call(server, "GET", path)[2].decode()
         assert "http://" not in body and "https://" not in body, path
 
@@ -208,7 +209,7 @@ def test_missing_content_length_is_refused(server):
     "/nope", "/api", "/api/", "/static/", "/static/index.html", "/static/serve.py",
     "/../setup.cfg", "/static/../../setup.cfg", "/static/../serve.py", "/static/%2e%2e/%2e%2e/setup.cfg",
     "/%2e%2e/setup.cfg", "//etc/passwd", "/etc/passwd", "/static/..%2f..%2fsetup.cfg",
-    "/static//app.js", "/README.md", "/scratchcnn/serve.py",
+    "/static//main.js", "/static/app.js", "/README.md", "/scratchcnn/serve.py",
 ])
 def test_unknown_paths_are_404_and_never_read_files(server, path):
     status, _, answer = call(server, "GET", path)
@@ -250,7 +251,7 @@ def test_a_route_is_one_line_in_the_table_and_can_stream(server, monkeypatch):
 
 def test_query_strings_are_ignored(server):
     assert call(server, "GET", "/?x=1")[0] == 200
-    assert call(server, "GET", "/static/app.js?v=2")[0] == 200
+    assert call(server, "GET", "/static/main.js?v=2")[0] == 200
 
 
 def test_the_server_keeps_serving_after_bad_requests(server):

@@ -244,9 +244,9 @@ def test_sizes_methods_and_lengths_as_predict(server):
 
 
 def test_the_page_loads_its_backward_view(server):
-    status, body = call(server, "GET", "/static/backward.js")
+    status, body = call(server, "GET", "/static/backward_view.js")
     assert status == 200 and b"/api/backward" in body and b"http" not in body
-    assert b"/static/backward.js" in call(server, "GET", "/")[1]
+    assert b'from "./backward_view.js"' in call(server, "GET", "/static/main.js")[1]
 
 
 # ----------------------------------------------------------------------------- GET /api/test-image

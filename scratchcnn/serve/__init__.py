@@ -3,7 +3,7 @@
 Serves one page (``scratchcnn/static/``) and a small JSON API with the standard library's
 threading HTTP server::
 
-    GET  /              the page (index.html; its style.css, app.js, train.js, backward.js under /static/)
+    GET  /              the page (index.html; its style.css and JavaScript modules under /static/)
     GET  /api/model     the network: every layer, its output shape, its window, conv filters
     POST /api/predict   a drawing -> the 28x28 input, every layer's output, the 10 probabilities
     POST /api/backward  a drawing and a target label -> the loss, every stage's gradient, one SGD step

@@ -17,14 +17,22 @@ from . import backward, train_routes
 from .networks import runner_for
 from .parsing import RequestError, drawing_from, parse_json_object
 
+# The page's JavaScript modules (scratchcnn/static/): main.js, which index.html loads, and every
+# module it imports. A new module is one more name here. Browsers run a module only when it is
+# served as JavaScript, hence text/javascript.
+PAGE_SCRIPTS = (
+    "main.js", "dom.js", "heatmap.js", "figures.js", "api.js", "page_state.js", "view_switch.js",
+    "drawing_pad.js", "drawing_flow.js", "forward_view.js", "forward_inspector.js",
+    "backward_view.js", "backward_state.js", "backward_stages.js", "backward_inspector.js",
+    "weight_templates.js", "train_panel.js",
+)
+
 # Every path a GET may ask for, and the packaged file it answers with. Nothing else is served.
 STATIC_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/static/style.css": ("style.css", "text/css; charset=utf-8"),
-    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
-    "/static/train.js": ("train.js", "text/javascript; charset=utf-8"),
-    "/static/backward.js": ("backward.js", "text/javascript; charset=utf-8"),
+    **{f"/static/{name}": (name, "text/javascript; charset=utf-8") for name in PAGE_SCRIPTS},
 }
 
 

@@ -1,6 +1,4 @@
 // scratchcnn's "Watch it learn" panel: train the network from the page and watch it learn.
-// Plain JavaScript, no libraries; loaded after app.js, whose globals it uses ($, paint,
-// colourScale, page).
 //
 // 1. Train sends POST /api/train {model, epochs, train_size, lr}; Stop sends POST /api/train/stop.
 // 2. An EventSource on GET /api/train/events brings the job's events (a page opened in the
@@ -10,7 +8,11 @@
 //    snapshot: the first layer's filters redrawn, and the current drawing re-scored on the
 //    snapshot ("network": "training"), so its probability bars move as the network learns;
 //    done: a line saying how it ended and that the page now serves the network just trained.
-"use strict";
+import {getJson, postJson} from "./api.js";
+import {$} from "./dom.js";
+import {rescore, useModel} from "./drawing_flow.js";
+import {colourScale, paint} from "./heatmap.js";
+import {state} from "./page_state.js";
 
 const trainer = {
   job: null,          // the job shown: its id, settings and steps_per_epoch (the start event)
@@ -45,38 +47,6 @@ function trainStatus(text, isError = false) {
   $("train-status").textContent = text;
   $("train-status").classList.toggle("error", isError);
 }
-
-async function post(path, body) {
-  const response = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
-                                      body: JSON.stringify(body)});
-  const answer = await response.json();
-  if (!response.ok) throw new Error(answer.error || response.statusText);
-  return answer;
-}
-
-$("train-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  try {
-    $("train-start").disabled = true;
-    const answer = await post("/api/train", trainSettings());
-    trainStatus(`Job ${answer.job} started: loading ${answer.train_size.toLocaleString()} images…`);
-  } catch (error) {
-    $("train-start").disabled = trainer.running;
-    trainStatus(`Can't train: ${error.message}`, true);
-  }
-});
-
-$("train-stop").addEventListener("click", async () => {
-  try {
-    trainStatus("Stopping after this step…");  // before the request: its "done" event can beat the answer
-    await post("/api/train/stop", {});
-  } catch (error) {
-    trainStatus(error.message, true);
-  }
-});
-
-$("train-model").addEventListener("change", fillDefaults);
-window.addEventListener("resize", () => { if (trainer.job) drawCurves(); });
 
 // ------------------------------------------------------------------ curves
 
@@ -166,8 +136,8 @@ function drawFilters(snapshot) {
   $("train-filters-title").textContent =
     `Layer ${snapshot.layer + 1}'s ${filters.length} filters at epoch ${snapshot.position.toFixed(2)} ` +
     `(blue < 0 < orange, ±${m.toFixed(2)})`;
-  const served = page.currentModel();                     // the inspector shows these weights too
-  if (served && served.layers[snapshot.layer] && page.predictOn === "training") {
+  const served = state.model;                     // the inspector shows these weights too
+  if (served && served.layers[snapshot.layer] && state.predictOn === "training") {
     served.layers[snapshot.layer].filters = filters;
   }
 }
@@ -184,10 +154,10 @@ const layersOf = (info) => info.layers.map((l) => `${l.type}${l.output_shape}`).
 
 // Show the training network's layers if they differ from those shown (another model trains).
 async function matchTrainingLayers(job) {
-  const state = await (await fetch("/api/train")).json();
-  if (!trainer.running || !trainer.job || trainer.job.job !== job || !state.network) return;
-  const shown = page.currentModel();
-  if (!shown || layersOf(shown) !== layersOf(state.network)) page.useModel(state.network, false);
+  const training = await getJson("/api/train");
+  if (!trainer.running || !trainer.job || trainer.job.job !== job || !training.network) return;
+  const shown = state.model;
+  if (!shown || layersOf(shown) !== layersOf(training.network)) useModel(training.network, false);
 }
 
 const handlers = {
@@ -215,14 +185,14 @@ const handlers = {
   snapshot(data) {
     drawFilters(data);
     if (!trainer.running) return;
-    const first = page.predictOn !== "training";
-    page.predictOn = "training";
-    if (first) matchTrainingLayers(data.job).then(() => page.rescore());
-    else page.rescore();
+    const first = state.predictOn !== "training";
+    state.predictOn = "training";
+    if (first) matchTrainingLayers(data.job).then(() => rescore());
+    else rescore();
   },
   done(data) {
     setRunning(false);
-    page.predictOn = null;
+    state.predictOn = null;
     const accuracy = data.test_accuracy === null ? "" : `${(100 * data.test_accuracy).toFixed(1)}% test accuracy, `;
     const how = {completed: "Done", stopped: "Stopped", diverged: "Diverged", failed: "Failed"}[data.status];
     trainStatus(`${how}: ${accuracy}${data.seconds.toFixed(1)} s.`, data.status === "diverged" || data.status === "failed");
@@ -233,7 +203,7 @@ const handlers = {
       : data.message;
     line.className = data.served ? "served" : "error";
     line.hidden = false;
-    fetch("/api/model").then((r) => r.json()).then((info) => page.useModel(info));
+    getJson("/api/model").then((info) => useModel(info));
   },
 };
 
@@ -244,10 +214,35 @@ function listen() {
   }
 }
 
-async function startTrainPanel() {
+function listenToForm() {
+  $("train-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      $("train-start").disabled = true;
+      const answer = await postJson("/api/train", trainSettings());
+      trainStatus(`Job ${answer.job} started: loading ${answer.train_size.toLocaleString()} images…`);
+    } catch (error) {
+      $("train-start").disabled = trainer.running;
+      trainStatus(`Can't train: ${error.message}`, true);
+    }
+  });
+  $("train-stop").addEventListener("click", async () => {
+    try {
+      trainStatus("Stopping after this step…");  // before the request: its "done" event can beat the answer
+      await postJson("/api/train/stop", {});
+    } catch (error) {
+      trainStatus(error.message, true);
+    }
+  });
+  $("train-model").addEventListener("change", fillDefaults);
+  window.addEventListener("resize", () => { if (trainer.job) drawCurves(); });
+}
+
+/** Make the panel work: its form, the models' defaults, and the job's events. */
+export async function startTrainPanel() {
+  listenToForm();
   try {
-    const state = await (await fetch("/api/train")).json();
-    trainer.defaults = state.models;
+    trainer.defaults = (await getJson("/api/train")).models;
     fillDefaults();
   } catch (error) {
     trainStatus(`Can't reach the server: ${error.message}`, true);
@@ -255,5 +250,3 @@ async function startTrainPanel() {
   drawCurves();
   listen();
 }
-
-startTrainPanel();
