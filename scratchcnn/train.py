@@ -28,6 +28,7 @@ from .atomic import atomic_write
 from .checkpoint import CheckpointError, architecture_of, load_checkpoint, save_checkpoint
 from .cli import TEST_SET_SIZE, TRAIN_SET_SIZE
 from .data import MnistUnavailableError, first_n, load_mnist, normalize, train_val_split
+from .exercises import learner
 from .models import MODEL_NAMES, TRAINING_DEFAULTS, build_model
 from .optim import OPTIMIZERS
 from .report import ConsoleReport, format_epoch, format_partial_epoch
@@ -91,6 +92,7 @@ def add_model_options(group):
                        help=f"seed model only: use the tutorial's per-image loop layers "
                             f"(scratchcnn.loops) to compare; slow, about {loops.MS_PER_TRAINING_IMAGE} ms "
                             "per training image (hours for all 60,000)")
+    learner.add_option(group, "trained as --model seed is, saved (--save) as an ordinary checkpoint")
 
 
 def add_training_options(group):
@@ -135,6 +137,7 @@ def parse_args(argv=None):
     args = cli.parse_args(parser, argv)
     if args.loop and args.model not in (None, "seed"):
         cli.refuse(parser, "--loop: loop layers exist only for the seed model")
+    learner.refuse_train_conflicts(parser, args)
     if args.train_size and args.val_size and args.train_size + args.val_size > TRAIN_SET_SIZE:
         cli.refuse(parser, f"--train-size {args.train_size:,} plus --val-size {args.val_size:,} is more "
                            f"than the {TRAIN_SET_SIZE:,} training images")
@@ -233,7 +236,8 @@ class Run:
     def _build(self):
         """A fresh network and optimizer from the settings."""
         s = self.settings
-        network = build_model(s["model"], np.dtype(s["dtype"]), s["seed"], loop=s["loop"])
+        network = (learner.build_network(self.args.layers, np.dtype(s["dtype"]), s["seed"]) if self.args.layers
+                   else build_model(s["model"], np.dtype(s["dtype"]), s["seed"], loop=s["loop"]))
         return network, OPTIMIZERS[s["optimizer"]](s["lr"])
 
     def _settle_epochs_and_test_size(self, checkpoint):
@@ -305,7 +309,8 @@ class Run:
         if not self.checkpoint_path:
             return
         t = self.trainer
-        save_checkpoint(self.checkpoint_path, t.network, t.optimizer, model=self.settings["model"],
+        network = learner.ordinary_network(t.network) if self.args.layers else t.network
+        save_checkpoint(self.checkpoint_path, network, t.optimizer, model=self.settings["model"],
                         epoch=t.epoch, epochs=self.settings["epochs"],
                         hyperparameters=self.settings, changes=self.changes, metrics=self.metrics(status),
                         trainer=t.state_dict())
@@ -389,7 +394,7 @@ def announce(run, out):
     # larger ones on two (scratchcnn/runtime.py has the measurements).
     blas = runtime.configure("train" if run.settings["model"] == "seed" else "train-large")["blas_threads"]
     print(run.describe(), file=out, flush=True)
-    for warning in (*run.notes, runtime.contention_warning(blas), loop_warning(run)):
+    for warning in (*run.notes, runtime.contention_warning(blas), loop_warning(run), learner.estimate_line(run)):
         if warning:
             print(warning, file=out, flush=True)
 
