@@ -42,12 +42,12 @@ FLIPPED_BACKWARD = ("the kernel is flipped (rotated 180 degrees) here. Each wind
 EVERY_PIXEL = ("each window's gradient went to all four of its pixels. Only the maximum reached "
                "the output (nudging any other pixel of the window changes nothing), so only the "
                "maximum gets the gradient and the other three get 0.")
-TIED = ("where a window's maximum is tied, the gradient went to every tied pixel (the "
-        "tutorial's way), which multiplies it: MNIST's flat background ties all four pixels, "
-        "and four copies of the gradient train those windows four times as hard as the "
-        "output they made. Raising all the tied pixels together raises the output by as much "
-        "as raising one of them: send the gradient to exactly one, e.g. the first in "
-        "row-major order (np.argmax's choice), as scratchcnn does.")
+TIED = ("where a window's maximum is tied, the gradient went to every tied pixel (as the "
+        "tutorial does), which multiplies it by the number of ties: on MNIST's flat background "
+        "all four pixels tie, and the window's gradient arrives four times. Whichever tied "
+        "pixels you nudge, the output moves by one nudge at most, so the gradients a window "
+        "hands its pixels must add up to its own gradient: send it to exactly one of them, "
+        "e.g. the first in row-major order (np.argmax's choice), as scratchcnn does.")
 SPLIT_TIED = ("where a window's maximum is tied, the gradient was split among the tied pixels. "
               "scratchcnn (like PyTorch) sends all of it to exactly one of them, the first in "
               "row-major order (np.argmax's choice): do the same.")

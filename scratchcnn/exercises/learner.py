@@ -45,9 +45,10 @@ def add_option(group, what):
 
 # ---------------------------------------------------------------------- checking and building
 
-def checked_classes(folder, out=sys.stdout):
+def checked_classes(folder, out=None):
     """``{class name: class}`` of the three layers in ``folder``, after the check passes (one
     line printed to ``out``). Raises ``LayersRefused`` with the failing layers' checks printed."""
+    out = out or sys.stdout
     if not os.path.isdir(folder):
         raise LayersRefused(f"--layers {folder}: no such folder; `python -m scratchcnn.exercises "
                             f"start {folder}` writes the layers to fill in")
@@ -105,7 +106,7 @@ def check_same_outputs(network, reference, images=4):
                             "copy made in the constructor)?")
 
 
-def build_network(folder, dtype=np.float32, seed=0, out=sys.stdout):
+def build_network(folder, dtype=np.float32, seed=0, out=None):
     """The tutorial network from the layers in ``folder``, checked, starting from the weights
     ``build_model("seed", dtype, seed)`` starts from."""
     return learner_network(checked_classes(folder, out), build_model("seed", dtype, seed))
@@ -128,6 +129,7 @@ def refuse_train_conflicts(parser, args):
     ``--resume`` and ``--loop`` (exit 2, as argparse refuses an option)."""
     if not args.layers:
         return
+    refuse_missing_folder(parser, args.layers)
     if args.model not in (None, "seed"):
         cli.refuse(parser, f"--layers builds the tutorial network (seed) from your layers, not "
                            f"--model {args.model}")
@@ -137,6 +139,12 @@ def refuse_train_conflicts(parser, args):
                            "to continue with scratchcnn's layers.)")
     if args.loop:
         cli.refuse(parser, "--layers trains your layers; --loop trains scratchcnn's loop layers: pick one")
+
+
+def refuse_missing_folder(parser, folder):
+    if not os.path.isdir(folder):
+        cli.refuse(parser, f"--layers {folder}: no such folder; `python -m scratchcnn.exercises "
+                           f"start {folder}` writes the layers to fill in")
 
 
 def fastest_seconds(work, steps=TIMED_STEPS, enough=2.0):
@@ -190,13 +198,15 @@ def estimate_line(run):
 
 def refuse_serve_conflicts(parser, args):
     """``--layers`` with ``--train-first`` would train scratchcnn's layers, not the learner's."""
+    if args.layers:
+        refuse_missing_folder(parser, args.layers)
     if args.layers and args.train_first:
         cli.refuse(parser, f"--train-first trains scratchcnn's own layers, not yours: train yours "
                            f"with `python -m scratchcnn.train --layers {args.layers} --save run.npz`, "
                            f"then serve --layers {args.layers} --model run.npz")
 
 
-def network_to_serve(folder, model_path=None, out=sys.stdout):
+def network_to_serve(folder, model_path=None, out=None):
     """``(network, description)``: the tutorial network from the learner's layers in ``folder``,
     checked, with the weights of the checkpoint at ``model_path`` (a tutorial network's), or
     untrained (``build_model("seed")``'s). Raises ``LayersRefused`` or ``CheckpointError``."""
@@ -213,7 +223,7 @@ def network_to_serve(folder, model_path=None, out=sys.stdout):
     notes.append("Train on the page trains scratchcnn's own layers (and then serves them). To "
                  f"watch yours trained: python -m scratchcnn.train --layers {folder} --save run.npz, "
                  f"then python -m scratchcnn.serve --layers {folder} --model run.npz")
-    print("\n".join(notes), file=out, flush=True)
+    print("\n".join(notes), file=out or sys.stdout, flush=True)
     return network, description
 
 
