@@ -44,7 +44,8 @@ SOLUTIONS = {
         """,
     "MaxPool2.backward": """
         n, h, w, c = x.shape
-        windows = x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, c, 4)
+        windows = x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4)
+        windows = windows.reshape(n, h // 2, w // 2, c, 4)
         d_windows = np.zeros(windows.shape)
         np.put_along_axis(d_windows, windows.argmax(axis=-1)[..., None], d_out[..., None], axis=-1)
         return d_windows.reshape(n, h // 2, w // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(x.shape)
@@ -82,10 +83,10 @@ MISTAKES = {
     "one image only": ("Conv3x3.backward", 'np.einsum("nij,nijf->f", x[:, a:a + h - 2, b:b + w - 2], d_out)',
                        'np.einsum("ij,ijf->f", x[-1, a:a + h - 2, b:b + w - 2], d_out[-1])',
                        "Conv3x3", hints.ONE_IMAGE.format(image=2)),
-    "factor of N": ("Conv3x3.backward", 'self.grads["filters"] = d_filters', 'self.grads["filters"] = d_filters / n',
-                    "Conv3x3", hints.MEAN.format(n=3)),
-    "wrong sign": ("Conv3x3.backward", "d_x[:, a:a + h - 2, b:b + w - 2] +=", "d_x[:, a:a + h - 2, b:b + w - 2] -=",
-                   "Conv3x3", hints.WRONG_SIGN),
+    "factor of N": ("Conv3x3.backward", 'self.grads["filters"] = d_filters',
+                    'self.grads["filters"] = d_filters / n', "Conv3x3", hints.MEAN.format(n=3)),
+    "wrong sign": ("Conv3x3.backward", "d_x[:, a:a + h - 2, b:b + w - 2] +=",
+                   "d_x[:, a:a + h - 2, b:b + w - 2] -=", "Conv3x3", hints.WRONG_SIGN),
     "every pixel of the window": ("MaxPool2.backward", SOLUTIONS["MaxPool2.backward"],
                                   "return np.repeat(np.repeat(d_out, 2, axis=1), 2, axis=2)",
                                   "MaxPool2", hints.EVERY_PIXEL),
@@ -95,12 +96,13 @@ MISTAKES = {
                               "Softmax", hints.BIAS_MISSING),
     "no max subtracted": ("Softmax.forward", "totals - totals.max(axis=1, keepdims=True)", "totals",
                           "Softmax", hints.NO_MAX),
-    "weights gradient transposed": ("Softmax.backward", "self.last_input.T @ d_totals", "d_totals.T @ self.last_input",
-                                    "Softmax", hints.TRANSPOSED_SHAPE),
+    "weights gradient transposed": ("Softmax.backward", "self.last_input.T @ d_totals",
+                                    "d_totals.T @ self.last_input", "Softmax", hints.TRANSPOSED_SHAPE),
     "grads accumulate": ("Softmax.backward", 'self.grads["weights"] =', 'self.grads["weights"] +=',
                          "Softmax", hints.ACCUMULATES),
     "the tutorial's one-entry shortcut": ("Softmax.backward", "p = self.last_output",
-                                          "p = self.last_output\n        d_out = d_out * (np.arange(d_out.shape[1]) == 0)",
+                                          "p = self.last_output\n"
+                                          "        d_out = d_out * (np.arange(d_out.shape[1]) == 0)",
                                           "Softmax", hints.TUTORIAL_SHORTCUT),
 }
 
@@ -309,11 +311,12 @@ def test_train_layers_refuses_what_it_cant_do(argv, message, solved, capsys):
 def test_a_layer_keeping_a_copy_of_its_weights_is_refused(tmp_path, fake_data, capsys):
     folder = fill(start(tmp_path / "ex"))
     conv = folder / "conv3x3.py"
-    conv.write_text(conv.read_text().replace('        filters = self.params["filters"]      # (num_filters, 3, 3)\n        # Step 1: one',
-                                             '        filters = self.kept\n        # Step 1: one')
-                    .replace('        self.grads["filters"] = np.zeros((num_filters, 3, 3))\n',
-                             '        self.grads["filters"] = np.zeros((num_filters, 3, 3))\n'
-                             '        self.kept = self.params["filters"]\n'))
+    text = conv.read_text()
+    keeps = '        self.grads["filters"] = np.zeros((num_filters, 3, 3))\n'
+    reads = '        filters = self.params["filters"]      # (num_filters, 3, 3)\n        # Step 1: one'
+    assert keeps in text and reads in text
+    conv.write_text(text.replace(keeps, keeps + '        self.kept = self.params["filters"]\n')
+                    .replace(reads, reads.replace('self.params["filters"]', "self.kept")))
     assert run("--layers", folder) == 1
     assert "read their parameters from self.params" in capsys.readouterr().err
 
