@@ -213,7 +213,7 @@ def network_to_serve(folder, model_path=None, out=None):
     classes = checked_classes(folder, out)
     if model_path:
         weights = load_checkpoint(model_path).network
-        check_tutorial_architecture(weights, model_path)
+        check_tutorial_architecture(weights, model_path, folder)
         description = f"your layers from {folder}, with the weights of {os.path.basename(model_path)}"
     else:
         weights = build_model("seed", seed=0)
@@ -227,14 +227,14 @@ def network_to_serve(folder, model_path=None, out=None):
     return network, description
 
 
-def check_tutorial_architecture(network, path):
+def check_tutorial_architecture(network, path, folder):
     """Refuse a checkpoint whose layers don't hold the tutorial network's parameters."""
     expected = [{name: p.shape for name, p in layer.params.items()} for layer in build_model("seed").layers]
     got = [{name: p.shape for name, p in layer.params.items()} for layer in network.layers]
     if got != expected:
         raise CheckpointError(f"{path!r} is not a checkpoint of the tutorial network "
                               f"{TUTORIAL_NETWORK}, so your layers can't take its weights; make one "
-                              "with python -m scratchcnn.train --layers DIR --save run.npz")
+                              f"with python -m scratchcnn.train --layers {folder} --save run.npz")
 
 
 def fill_page_gaps(network, reference):
