@@ -76,12 +76,20 @@ class Context:
 
     def forward(self, x):
         """The learner's ``forward`` on a copy of ``x``, as a float64 array (None stays None)."""
-        out = self.call(self.layer.forward, np.array(x, dtype=np.float64))
-        return None if out is None else np.asarray(out, dtype=np.float64)
+        return self.as_array("forward", self.call(self.layer.forward, np.array(x, dtype=np.float64)))
 
     def backward(self, d_out):
-        out = self.call(self.layer.backward, np.array(d_out, dtype=np.float64))
-        return None if out is None else np.asarray(out, dtype=np.float64)
+        """The learner's ``backward`` on a copy of ``d_out``, as a float64 array (None stays None)."""
+        return self.as_array("backward", self.call(self.layer.backward, np.array(d_out, dtype=np.float64)))
+
+    def as_array(self, method, value):
+        if value is None:
+            return None
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            said = f"{method} returned a {type(value).__name__}, not an array of numbers"
+            raise LearnerError(TypeError(said), self.folder, said) from None
 
     def grads(self):
         """A float64 copy of the learner's ``grads`` for every parameter (None when missing)."""

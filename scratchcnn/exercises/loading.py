@@ -15,12 +15,13 @@ import types
 import numpy as np
 
 class LearnerError(Exception):
-    """The learner's code raised ``error``; ``lines`` are its traceback, the learner's frames only."""
+    """The learner's code raised ``error``; ``lines`` are its traceback, the learner's frames only.
+    ``said``: what to say instead, for a result of theirs that is unusable (no traceback then)."""
 
-    def __init__(self, error, folder):
-        self.error, self.folder = error, folder
-        self.lines = learner_traceback(error, folder)
-        super().__init__(f"{type(error).__name__}: {error}")
+    def __init__(self, error, folder, said=None):
+        self.error, self.folder, self.said = error, folder, said
+        self.lines = [] if said else learner_traceback(error, folder)
+        super().__init__(said or f"{type(error).__name__}: {error}")
 
     @property
     def not_implemented(self):
@@ -30,6 +31,8 @@ class LearnerError(Exception):
         """One line: a skeleton's ``NotImplementedError`` says "not implemented yet" (with where),
         anything else ``your code raised ValueError: ...``."""
         message = str(self.error).strip()
+        if self.said:
+            return self.said
         if self.not_implemented:
             where = self.where()
             text = message if "not implemented yet" in message else \
