@@ -435,6 +435,12 @@ CELLS = [
       image through the loop layers and back, and the README's
       [*Step through it in a debugger*](../README.md#step-through-it-in-a-debugger) section walks
       through it command by command, down to the tutorial's `iterate_regions`.
+    * **Write the tutorial's layers yourself.** `python -m scratchcnn.exercises start my_layers`
+      writes skeletons of `Conv3x3`, `MaxPool2` and `Softmax` to fill in; `python -m
+      scratchcnn.exercises check my_layers` checks them against finite differences and names the
+      mistake when a known one is made; `python -m scratchcnn.train --layers my_layers` trains MNIST
+      with them. The README's [*Write the layers yourself*](../README.md#write-the-layers-yourself)
+      section shows what a failure looks like.
     * **Change something and rerun.** More filters (`sc.Conv3x3(16)`, and a Softmax of
       `13 * 13 * 16` inputs), your `LeakyReLU` after the convolution, another learning rate, or the
       deeper network: `build_model("classic")`, or `python -m scratchcnn.train --model classic`.

@@ -7,6 +7,7 @@ import sys
 from .. import cli
 from ..checkpoint import CheckpointError
 from ..data import MnistUnavailableError
+from ..exercises import learner
 from .server import make_server
 from .startup import TrainingFailed, network_to_serve
 
@@ -39,6 +40,8 @@ def build_parser():
                              "0.0.0.0 lets your network in)")
     parser.add_argument("--port", type=port_number, default=8000,
                         help="port to listen on (default 8000; 0 picks a free one)")
+    learner.add_option(parser, "served with the weights of --model (a tutorial network's checkpoint), "
+                               "else untrained")
     parser.add_argument("--data-dir", metavar="DIR", help="MNIST folder, for training")
     parser.add_argument("--log", action="store_true", help="log every request, not just errors")
     return parser
@@ -52,7 +55,9 @@ def main(argv=None):
     """
     try:
         cli.configure_runtime("inference")  # BLAS threads and allocator, before any computation
-        args = cli.parse_args(build_parser(), argv)
+        parser = build_parser()
+        args = cli.parse_args(parser, argv)
+        learner.refuse_serve_conflicts(parser, args)
     except cli.Usage as e:  # argparse has printed why (or the help, with code 0)
         raise SystemExit(e.code) from None
     code = serve(args)
@@ -64,7 +69,8 @@ def serve(args):
     """Start up as ``args`` say and serve until Ctrl-C; returns the exit code."""
     try:
         save_dir = check_save_dir(args.save_dir)
-        network, description = network_to_serve(args.model, args.data_dir, args.train_first)
+        network, description = (learner.network_to_serve(args.layers, args.model) if args.layers
+                                else network_to_serve(args.model, args.data_dir, args.train_first))
         server = make_server(network, args.host, args.port, description, args.log,
                              save_dir, args.data_dir)
     except (CheckpointError, MnistUnavailableError, TrainingFailed, ValueError) as e:

@@ -13,6 +13,7 @@ from .. import cli
 from ..checkpoint import CheckpointError
 from ..data import MnistUnavailableError
 from .. import engine
+from ..exercises import learner
 from ..report import format_epoch, format_partial_epoch
 from ..trainer import TrainingDiverged, TrainingStopped
 from .options import parse_args
@@ -48,7 +49,8 @@ def announce(run, out):
     # Now that the model is known: its BLAS thread count (scratchcnn/engine/blas.py says why).
     blas = engine.configure(engine.training_use(run.settings["model"]))["blas_threads"]
     print(run.describe(), file=out, flush=True)
-    for warning in (*run.notes, engine.contention_warning(blas), loop_warning(run)):
+    for warning in (*run.notes, engine.contention_warning(blas), loop_warning(run),
+                    learner.estimate_line(run)):
         if warning:
             print(warning, file=out, flush=True)
 

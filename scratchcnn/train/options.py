@@ -4,6 +4,7 @@ import argparse
 from .. import cli
 from ..data import TEST_SET_SIZE, TRAIN_SET_SIZE
 from ..engine import ENGINES
+from ..exercises import learner
 from ..models import MODEL_NAMES, TRAINING_DEFAULTS
 from ..optim import OPTIMIZERS
 
@@ -68,6 +69,8 @@ def add_model_options(group):
                             "(scratchcnn.engine); plain: the network's own train_step, the whole "
                             "batch on the main thread, to step through in a debugger. Same numbers "
                             "up to float rounding")
+    learner.add_option(group, "trained as --model seed is, on the plain engine, saved (--save) as an "
+                              "ordinary checkpoint")
 
 
 def add_training_options(group):
@@ -112,6 +115,7 @@ def parse_args(argv=None):
     args = cli.parse_args(parser, argv)
     if args.loop and args.model not in (None, "seed"):
         cli.refuse(parser, "--loop: loop layers exist only for the seed model")
+    learner.refuse_train_conflicts(parser, args)
     if args.train_size and args.val_size and args.train_size + args.val_size > TRAIN_SET_SIZE:
         cli.refuse(parser, f"--train-size {args.train_size:,} plus --val-size {args.val_size:,} is more "
                            f"than the {TRAIN_SET_SIZE:,} training images")

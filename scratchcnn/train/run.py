@@ -8,6 +8,7 @@ from ..atomic import atomic_write
 from ..checkpoint import save_checkpoint
 from ..data import first_n, load_mnist, normalize, train_val_split
 from ..engine import ENGINES
+from ..exercises import learner
 from ..report import ConsoleReport
 from ..trainer import build_trainer
 from .options import augmentation_parts
@@ -21,7 +22,8 @@ class Run:
         self.args, self.plan = args, plan
         self.settings = plan.settings
         self.checkpoint_path = args.save or args.resume
-        self.engine = ENGINES[args.engine]()  # fast, or the network's own plain steps
+        # Fast, or the network's own plain steps; a learner's layers always run plainly.
+        self.engine = ENGINES["plain" if args.layers else args.engine]()
         self.start_epoch = 0  # completed epochs when this process took over the run
 
     @property
@@ -100,7 +102,8 @@ class Run:
         if not self.checkpoint_path:
             return
         t = self.trainer
-        save_checkpoint(self.checkpoint_path, t.network, t.optimizer, model=self.settings["model"],
+        network = learner.ordinary_network(t.network) if self.args.layers else t.network
+        save_checkpoint(self.checkpoint_path, network, t.optimizer, model=self.settings["model"],
                         epoch=t.epoch, epochs=self.settings["epochs"],
                         hyperparameters=self.settings, changes=self.plan.changes, metrics=self.metrics(status),
                         trainer=t.state_dict())

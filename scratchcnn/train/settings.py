@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import resuming
 from ..checkpoint import CheckpointError, architecture_of, load_checkpoint
+from ..exercises import learner
 from ..models import MODEL_NAMES, build_model
 from .options import RUN_OPTIONS, run_settings
 
@@ -34,6 +35,9 @@ def plan_run(args):
         check_writable(option, path)
     if not args.resume:
         plan = Plan(run_settings(args))
+        if args.layers:  # the learner's own layers, checked first, with seed's first weights
+            s = plan.settings
+            plan.network = learner.build_network(args.layers, np.dtype(s["dtype"]), s["seed"])
     else:
         checkpoint = load_checkpoint(args.resume)
         with reading_training_state(args.resume):

@@ -1,0 +1,7 @@
+"""``python -m scratchcnn.exercises``; see ``scratchcnn/exercises/command.py``."""
+import sys
+
+from .command import main
+
+if __name__ == "__main__":
+    sys.exit(main())
