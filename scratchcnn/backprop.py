@@ -1,4 +1,4 @@
-"""One image's backward pass, stage by stage: what the page, the API and ``scripts/backward.py`` show.
+"""One image's backward pass, stage by stage: what the page, the API and ``scripts/backward_figure.py`` show.
 
 ``backward_pass(network, image, label)`` runs one normalised image forward, takes the
 cross-entropy loss ``L = -log p[label]`` and sends its gradient back through the layers' own

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 import augmentations
-import backward
+import backward_figure
 import feature_maps
 import mistakes
 import visualize_filters
@@ -60,7 +60,7 @@ def main(argv=None):
         feature_maps.main(index + ["--filters", "edges", "--out", os.path.join(args.out, "feature_maps_edges.png")])
         feature_maps.main(index + ["--model", model, "--out", os.path.join(args.out, "feature_maps_seed.png")])
         mistakes.main(["--model", model, "--out", args.out])
-        backward.main(["--model", model, "--index", str(worst_mistake(model)),
+        backward_figure.main(["--model", model, "--index", str(worst_mistake(model)),
                        "--out", os.path.join(args.out, "backward.png")])
         plot_training_curves(metrics, path=os.path.join(args.out, "training_curves.png"))
         print(f"Wrote {os.path.join(args.out, 'training_curves.png')}")

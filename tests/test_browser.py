@@ -269,7 +269,7 @@ def test_the_backward_view(server, browser, tmp_path, monkeypatch):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from scratchcnn.serve import backward as serve_backward
+    from scratchcnn.serve import backward_routes as serve_backward
 
     images = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
     labels = np.arange(20) % 10

@@ -19,7 +19,7 @@ from scratchcnn.models import build_model
 from scratchcnn.optim import Momentum
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-NAMES = ["visualize_filters", "feature_maps", "step_through", "mistakes", "augmentations", "backward", "make_docs_images"]
+NAMES = ["visualize_filters", "feature_maps", "step_through", "mistakes", "augmentations", "backward_figure", "make_docs_images"]
 
 
 def fake_mnist(data_dir=None):
@@ -148,23 +148,23 @@ def test_mistakes_without_a_model_says_how_to_make_one(scripts):
 
 
 def test_backward_of_a_test_image_a_png_and_without_a_model(scripts, tiny_model, drawn_digit, tmp_path, capsys):
-    scripts["backward"].main(["--model", tiny_model, "--index", "3", "--out", "three.png"])
+    scripts["backward_figure"].main(["--model", tiny_model, "--index", "3", "--out", "three.png"])
     output = capsys.readouterr().out
     assert "true label 3; label 3: loss " in output
     before, after = output.split("loss ")[1].split(", after one SGD step (lr 0.1) ")
     assert float(after.rstrip(")\n")) < float(before)
-    scripts["backward"].main(["--model", tiny_model, "--image", drawn_digit, "--label", "5",
+    scripts["backward_figure"].main(["--model", tiny_model, "--image", drawn_digit, "--label", "5",
                               "--lr", "0.01", "--out", "five.png"])
     assert "one.png; label 5: loss " in capsys.readouterr().out
-    scripts["backward"].main(["--index", "1", "--out", "briefly.png"])   # no model.npz: trains first
+    scripts["backward_figure"].main(["--index", "1", "--out", "briefly.png"])   # no model.npz: trains first
     assert "training the tutorial network" in capsys.readouterr().out
     for name in ("three.png", "five.png", "briefly.png"):
         width, height = png_size(tmp_path / name)
         assert width > 1000 and height > 600
     with pytest.raises(SystemExit, match="label must be from 0 to 9, got 12"):
-        scripts["backward"].main(["--model", tiny_model, "--label", "12"])
+        scripts["backward_figure"].main(["--model", tiny_model, "--label", "12"])
     with pytest.raises(SystemExit, match="lr .* positive number"):
-        scripts["backward"].main(["--model", tiny_model, "--lr", "0"])
+        scripts["backward_figure"].main(["--model", tiny_model, "--lr", "0"])
 
 
 def test_make_docs_images_from_a_given_model(scripts, tiny_model, tmp_path, capsys):

@@ -19,7 +19,7 @@ from scratchcnn.data import MnistUnavailableError, normalize
 from scratchcnn.imaging import to_mnist
 from scratchcnn.models import build_model
 from scratchcnn.optim import SGD, Momentum
-from scratchcnn.serve import backward as serve_backward
+from scratchcnn.serve import backward_routes as serve_backward
 
 JSON = {"Content-Type": "application/json"}
 

@@ -6,7 +6,7 @@ from .conv import Conv2D, Conv3x3
 from .dense import Dense
 from .dropout import Dropout
 from .pool import AvgPool2, MaxPool2
-from .reshape import Flatten
+from .flatten import Flatten
 from .softmax import Softmax
 
 __all__ = ["Layer", "Conv2D", "Conv3x3", "MaxPool2", "AvgPool2", "Softmax", "Dense", "ReLU",

@@ -26,7 +26,7 @@ One module per concern:
 * ``routes``: the ``(method, path) -> function`` table and the functions that answer;
 * ``parsing``: request bodies -> checked values, or a ``RequestError`` with status and message;
 * ``describe`` and ``runner``: the network as JSON, and running it safely for many threads;
-* ``backward``: the backward pass (``scratchcnn.backprop``), test images and weight templates;
+* ``backward_routes``: the backward pass (``scratchcnn.backprop``), test images and weight templates;
 * ``train_routes``, ``training_desk``, ``jobs`` and ``events``: training from the page (the
   routes; one job at a time and what its end changes; the ``Trainer`` in a thread; the event
   broadcast); ``networks``: which network a request runs on;

@@ -13,7 +13,7 @@ import importlib.resources
 import traceback
 from http import HTTPStatus
 
-from . import backward, train_routes
+from . import backward_routes, train_routes
 from .networks import runner_for
 from .parsing import RequestError, drawing_from, parse_json_object
 
@@ -79,9 +79,9 @@ ROUTES = {
     ("POST", "/api/train/stop"): train_routes.post_train_stop,
     ("GET", "/api/train"): train_routes.get_train,
     ("GET", "/api/train/events"): train_routes.get_train_events,
-    ("POST", "/api/backward"): backward.post_backward,
-    ("GET", "/api/test-image"): backward.get_test_image,
-    ("GET", "/api/templates"): backward.get_templates,
+    ("POST", "/api/backward"): backward_routes.post_backward,
+    ("GET", "/api/test-image"): backward_routes.get_test_image,
+    ("GET", "/api/templates"): backward_routes.get_templates,
 }
 
 

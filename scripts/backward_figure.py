@@ -1,9 +1,9 @@
 """The backward pass of one digit: each stage's output beside its gradient, the saliency map,
 and the filters beside their gradients.
 
-    python scripts/backward.py                           # test image 0 through model.npz
-    python scripts/backward.py --index 8 --label 5       # "what if it were a 5?"
-    python scripts/backward.py --image my_digit.png --out my_digit_backward.png
+    python scripts/backward_figure.py                           # test image 0 through model.npz
+    python scripts/backward_figure.py --index 8 --label 5       # "what if it were a 5?"
+    python scripts/backward_figure.py --image my_digit.png --out my_digit_backward.png
 
 The loss is the cross-entropy of this one image, L = -log p[label], with --label (default:
 the test image's true label; for a PNG, the network's prediction). Its gradient goes back
