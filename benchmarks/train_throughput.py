@@ -286,7 +286,7 @@ def report(results, args, notes):
     text += "\n\n### Inference, every thread count\n\n" + grid_table(results, "infer")
     loops = loop_table(results)
     if loops:
-        text += "\n\n### Vectorized vs loop twins, both through `Network.train_step`\n\n" + loops
+        text += "\n\n### Vectorized vs loop twins, both through `FastEngine.train_step`\n\n" + loops
     failed = [r for r in results.values() if "failed" in r]
     notes = notes + [f"FAILED: {r['kind']} {LABELS[r['impl']]} {r['model']} batch {r['batch']} "
                      f"{r['threads']} thread(s): {r['failed']}" for r in failed]

@@ -4,9 +4,22 @@ import numpy as np
 F64 = np.float64
 
 
-def images_and_labels(rng, n, dtype=np.float64):
-    """``n`` random MNIST-shaped images in [-0.5, 0.5) ``(n, 28, 28)`` and labels ``(n,)``."""
-    return (rng.random((n, 28, 28)) - 0.5).astype(dtype), rng.integers(0, 10, n)
+def images_and_labels(rng, n, dtype=np.float64, shape=(28, 28)):
+    """``n`` random images in [-0.5, 0.5) ``(n, *shape)`` (MNIST-shaped by default) and labels
+    ``(n,)`` from 0 to 9."""
+    return (rng.random((n, *shape)) - 0.5).astype(dtype), rng.integers(0, 10, n)
+
+
+def trained_seed(rng=None, dtype=np.float64, steps=5):
+    """The tutorial network after a few Momentum steps on random images (so no gradient is
+    trivially 0), in evaluation mode."""
+    from scratchcnn.models import build_model
+    from scratchcnn.optim import Momentum
+    rng = np.random.default_rng(0) if rng is None else rng
+    network, optimizer = build_model("seed", dtype=dtype, seed=0), Momentum(0.05)
+    for _ in range(steps):
+        network.train_step(*images_and_labels(rng, 16), optimizer)
+    return network.eval()
 
 
 def parameters(network):

@@ -4,19 +4,12 @@ import copy
 import numpy as np
 import pytest
 
+from helpers import trained_seed
 from scratchcnn.backprop import backward_pass
 from scratchcnn.models import build_model
-from scratchcnn.optim import SGD, Momentum
+from scratchcnn.optim import SGD
 from scratchcnn import gradcheck
 from scratchcnn.gradcheck import relative_error
-
-
-def trained_seed(rng, dtype=np.float64, steps=5):
-    """The tutorial network after a few steps on random images, so no gradient is trivially 0."""
-    network, optimizer = build_model("seed", dtype=dtype, seed=0), Momentum(0.05)
-    for _ in range(steps):
-        network.train_step(rng.random((16, 28, 28)) - 0.5, rng.integers(0, 10, 16), optimizer)
-    return network.eval()
 
 
 def digit(rng):

@@ -9,8 +9,8 @@ import scratchcnn as sc
 from scratchcnn import loops
 
 from scratchcnn.gradcheck import check_layer
+from helpers import F64
 
-F64 = np.float64
 SHAPES = [(6, 5), (3, 4, 5, 2)]  # (N, C) and channels-last (N, H, W, C)
 
 
@@ -24,7 +24,7 @@ def layer_pair(channels, rng, momentum=0.1):
     return fast, slow
 
 
-def batch(rng, shape):
+def channel_values(rng, shape):
     """Values with a per-channel offset and scale, so the normalisation has work to do."""
     c = shape[-1]
     return rng.standard_normal(shape) * (1 + np.arange(c)) + 3 * np.arange(c)
@@ -35,9 +35,9 @@ def batch(rng, shape):
 @pytest.mark.parametrize("twin", [False, True])
 def test_gradients_match_finite_differences(rng, shape, training, twin):
     layer = layer_pair(shape[-1], rng)[twin]
-    layer.forward(batch(rng, shape))  # running statistics away from 0 and 1
+    layer.forward(channel_values(rng, shape))  # running statistics away from 0 and 1
     layer.training = training
-    report = check_layer(layer, batch(rng, shape), seed=rng, tolerance=1e-7)
+    report = check_layer(layer, channel_values(rng, shape), seed=rng, tolerance=1e-7)
     assert set(report.checks) == {"input", "gamma", "beta"}
     assert report.passed, report
 
@@ -47,7 +47,7 @@ def test_loop_twin_agrees_forward_backward_and_running_statistics(rng, shape):
     fast, slow = layer_pair(shape[-1], rng, momentum=0.3)
     for training in (True, True, True, False):
         fast.training = slow.training = training
-        x = batch(rng, shape)
+        x = channel_values(rng, shape)
         np.testing.assert_allclose(fast.forward(x), slow.forward(x.copy()), rtol=0, atol=1e-10)
         d_out = rng.standard_normal(shape)
         np.testing.assert_allclose(fast.backward(d_out), slow.backward(d_out.copy()), rtol=0, atol=1e-10)
@@ -59,7 +59,7 @@ def test_loop_twin_agrees_forward_backward_and_running_statistics(rng, shape):
 
 def test_training_normalises_each_channel_over_the_batch(rng):
     layer = sc.BatchNorm(3, dtype=F64)
-    y = layer.forward(batch(rng, (8, 5, 5, 3)))
+    y = layer.forward(channel_values(rng, (8, 5, 5, 3)))
     np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0, atol=1e-12)
     np.testing.assert_allclose(y.var(axis=(0, 1, 2)), 1, atol=1e-4)  # eps keeps it just under 1
 
@@ -70,7 +70,7 @@ def test_evaluation_uses_the_running_statistics(rng):
     layer.running_mean, layer.running_var = np.array([1.0, -2.0]), np.array([4.0, 0.25])
     network = sc.Network([layer]).eval()
     assert layer.training is False
-    x = batch(rng, (5, 3, 3, 2))
+    x = channel_values(rng, (5, 3, 3, 2))
     expected = [2.0, -1.0] * (x - [1.0, -2.0]) / np.sqrt(np.array([4.0, 0.25]) + 1e-3) + [0.5, 0.25]
     np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12)
     # One image alone gets the same answer as inside its batch, and nothing is updated.
@@ -83,7 +83,7 @@ def test_evaluation_uses_the_running_statistics(rng):
 
 def test_running_statistics_follow_the_momentum_rule(rng):
     layer = sc.BatchNorm(2, momentum=0.25, dtype=F64)
-    x = batch(rng, (4, 3, 3, 2))
+    x = channel_values(rng, (4, 3, 3, 2))
     layer.forward(x)
     m = 4 * 3 * 3
     np.testing.assert_allclose(layer.running_mean, 0.25 * x.mean(axis=(0, 1, 2)), rtol=1e-12)
@@ -118,7 +118,7 @@ def test_agrees_with_pytorch_in_float64(rng, shape):
     for training in (True, True, True, False):
         ours.training = training
         theirs.train(training)
-        x, d_out = batch(rng, shape), rng.standard_normal(shape)
+        x, d_out = channel_values(rng, shape), rng.standard_normal(shape)
         x_t = to_torch(torch, x)
         theirs.weight.grad = theirs.bias.grad = None
         y_t = theirs(x_t)
@@ -135,7 +135,7 @@ def test_agrees_with_pytorch_in_float64(rng, shape):
 def test_extra_state_round_trips_exactly_through_json(rng, dtype):
     layer = sc.BatchNorm(4, dtype=dtype)
     for _ in range(3):
-        layer.forward(batch(rng, (5, 3, 3, 4)).astype(dtype))
+        layer.forward(channel_values(rng, (5, 3, 3, 4)).astype(dtype))
     state = json.loads(json.dumps(layer.get_extra_state()))
     restored = sc.BatchNorm(**json.loads(json.dumps(layer.config())))
     restored.set_extra_state(state)
@@ -178,7 +178,7 @@ def test_bad_constructor_arguments_are_explained(kwargs, words):
 
 def test_float32_stays_float32(rng):
     layer = sc.BatchNorm(3)
-    y = layer.forward(batch(rng, (4, 2, 2, 3)).astype(np.float32))
+    y = layer.forward(channel_values(rng, (4, 2, 2, 3)).astype(np.float32))
     d_x = layer.backward(np.ones_like(y))
     assert {y.dtype, d_x.dtype, layer.running_mean.dtype, layer.running_var.dtype,
             layer.grads["gamma"].dtype} == {np.dtype(np.float32)}

@@ -16,6 +16,17 @@ from scratchcnn.models import MODEL_NAMES
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 
 
+def table_rows(text, heading):
+    """The cells of each data row of the markdown table under ``heading`` in ``text``."""
+    lines = text.split(heading, 1)[1].strip().splitlines()[2:]  # past the header and |---|
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
 def run(script, *extra, tmp_path):
     out = tmp_path / "results.json"
     proc = subprocess.run([sys.executable, os.path.join(BENCHMARKS, script), "--quick", "--json", str(out),
@@ -76,7 +87,12 @@ def test_train_throughput_against_the_pytorch_twin(tmp_path):
     impls = {(r["kind"], r["impl"]) for r in results["results"] if "img_s" in r}
     assert impls == {("train", "scratchcnn"), ("train", "pytorch"), ("infer", "scratchcnn"),
                      ("infer", "pytorch"), ("train", "loops")}
-    assert "scratchcnn / PyTorch" in proc.stdout and "x**" in proc.stdout
+    rows = table_rows(proc.stdout, "### Training, each side at its best thread count")
+    assert len(rows) == 1  # | seed | 32 | ours | threads | theirs | threads | **ratio** |
+    ours, theirs, ratio = (float(rows[0][i].strip("*x").replace(",", "")) for i in (2, 4, 6))
+    assert ratio == pytest.approx(ours / theirs, abs=0.006)  # the ratio printed is the rates' quotient
+    best = {r["impl"]: r["img_s"] for r in results["results"] if r["kind"] == "train" and r["impl"] != "loops"}
+    assert (ours, theirs) == (round(best["scratchcnn"]), round(best["pytorch"]))  # and those are the JSON's
 
 
 def test_train_throughput_reports_a_failed_configuration_and_runs_the_rest(tmp_path):

@@ -5,19 +5,18 @@ import sys
 import numpy as np
 import pytest
 
-import scratchcnn
-from scratchcnn import (SGD, AvgPool2, Conv2D, Conv3x3, Dense, Dropout, Flatten, Layer, MaxPool2,
+from scratchcnn import (SGD, AvgPool2, BatchNorm, Conv2D, Conv3x3, Dense, Dropout, Flatten, Layer, MaxPool2,
                         Network, ReLU, Softmax)
+from helpers import F64, images_and_labels
 from scratchcnn.export import from_torch, to_torch
 from scratchcnn.models import MODEL_NAMES, build_model
 
 torch = pytest.importorskip("torch")
-F64 = np.float64
 TOL = dict(rtol=1e-10, atol=1e-10)
 
 
 def batch(rng, n=6, shape=(28, 28)):
-    return rng.random((n,) + shape) - 0.5, rng.integers(0, 10, n)
+    return images_and_labels(rng, n, shape=shape)
 
 
 def twin_probs(twin, x):
@@ -177,9 +176,6 @@ def test_batch_norm_by_duck_typing_on_maps_and_reordered_flat_features(rng):
 
 
 def test_batch_norm_layer_trains_like_pytorch(rng):
-    BatchNorm = getattr(scratchcnn, "BatchNorm", None)
-    if BatchNorm is None:
-        pytest.skip("scratchcnn.BatchNorm does not exist yet (issue 14)")
     network = Network([Conv2D(3, 3, dtype=F64, rng=rng), BatchNorm(3, dtype=F64), ReLU(), MaxPool2(),
                        Flatten(), BatchNorm(2 * 2 * 3, dtype=F64), Softmax(2 * 2 * 3, 10, dtype=F64, rng=rng)])
     x, labels = batch(rng, 8, (6, 6))

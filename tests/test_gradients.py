@@ -5,8 +5,8 @@ import pytest
 import scratchcnn as sc
 from scratchcnn import loops
 from scratchcnn.gradcheck import check_layer, numerical_gradient, relative_error
+from helpers import F64
 
-F64 = np.float64
 TOLERANCE = 1e-6
 
 

@@ -4,8 +4,8 @@ import pytest
 
 import scratchcnn as sc
 from scratchcnn import loops
+from helpers import F64
 
-F64 = np.float64
 EXACT = 1e-10
 
 

@@ -14,22 +14,15 @@ import pytest
 from scratchcnn import gradcheck
 from scratchcnn.gradcheck import relative_error
 
+from helpers import trained_seed
 from scratchcnn import serve
 from scratchcnn.data import MnistUnavailableError, normalize
 from scratchcnn.imaging import to_mnist
 from scratchcnn.models import build_model
-from scratchcnn.optim import SGD, Momentum
+from scratchcnn.optim import SGD
 from scratchcnn.serve import backward_routes as serve_backward
 
 JSON = {"Content-Type": "application/json"}
-
-
-def trained_seed(dtype=np.float64):
-    rng = np.random.default_rng(0)
-    network, optimizer = build_model("seed", dtype=dtype, seed=0), Momentum(0.05)
-    for _ in range(5):
-        network.train_step(rng.random((16, 28, 28)) - 0.5, rng.integers(0, 10, 16), optimizer)
-    return network.eval()
 
 
 def start(network):

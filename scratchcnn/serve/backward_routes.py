@@ -21,7 +21,7 @@ import numpy as np
 from ..backprop import DEFAULT_LR, backward_pass
 from ..data import MnistUnavailableError, load_mnist, normalize
 from ..imaging import MNIST_SIZE, to_mnist
-from .describe import DECIMALS, describe_array, describe_stage, rounded
+from .describe import DECIMALS, describe_array, describe_stage
 from .networks import runner_for
 from .parsing import RequestError, bad_request, drawing_from, parse_json_object
 
