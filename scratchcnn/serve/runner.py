@@ -44,15 +44,15 @@ class ModelRunner:
         network.eval()
         return network
 
-    def run(self, gray):
+    def run(self, gray, arrays="lists"):
         """``gray`` ``(H, W)`` in ``[0, 1]``, either polarity -> what ``POST /api/predict`` returns.
 
         ``input``: ``(28, 28)`` uint8 as lists, the image after ``to_mnist``; ``layers``: per
         layer ``{"shape", "min", "max", "maps"}`` for map outputs ``(H, W, C)`` (maps listed
         channel-first, ``(C, H, W)``, for drawing) or ``{..., "values"}`` for flat ones ``(D,)``;
-        see ``describe.describe_prediction``.
+        see ``describe.describe_prediction`` (and for ``arrays="float32"``, ``describe``).
         """
         image = to_mnist(gray)                               # (28, 28) uint8, MNIST-style
         network = self._fresh_copy()                         # never the shared one
         network.forward(normalize(image[None]))              # (1, 28, 28) -> (1, classes)
-        return describe_prediction(image, network.outputs)
+        return describe_prediction(image, network.outputs, arrays)
