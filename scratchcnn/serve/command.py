@@ -10,6 +10,7 @@ from ..data import MnistUnavailableError
 from .classroom import addresses, check_token, is_loopback, qr_code_text
 from .events import MAX_LISTENERS
 from .retention import KEEP_CHECKPOINTS
+from .runner import SERVING_BLAS_USE
 from .server import make_server
 from .startup import TrainingFailed, network_to_serve
 
@@ -77,7 +78,7 @@ def main(argv=None):
     an error (printed as ``error: ...``) and 130 for Ctrl-C before serving began.
     """
     try:
-        cli.configure_runtime("inference")  # BLAS threads and allocator, before any computation
+        cli.configure_runtime(SERVING_BLAS_USE)  # BLAS threads and allocator, before any computation
         args = cli.parse_args(build_parser(), argv)
     except cli.Usage as e:  # argparse has printed why (or the help, with code 0)
         raise SystemExit(e.code) from None

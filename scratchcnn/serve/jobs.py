@@ -36,7 +36,7 @@ from ..models import build_model
 from ..network import TrainingDiverged
 from ..optim import OPTIMIZERS
 from ..training import Trainer, TrainingStopped
-from .runner import ModelRunner
+from .runner import SERVING_BLAS_USE, ModelRunner
 
 PROGRESS_SECONDS = 0.25   # at most four progress events a second
 SNAPSHOT_SECONDS = 2.0    # a snapshot this often between the end-of-epoch ones
@@ -191,7 +191,7 @@ class TrainingJob:
         # BLAS threads as `python -m scratchcnn.train` uses them for this model (one for the seed
         # network: two threads spinning beside the request threads made it ~20x slower in
         # benchmarks/predict_while_training.py); the count is process-wide, so the server's
-        # inference setting comes back when the job ends.
+        # own setting (SERVING_BLAS_USE) comes back when the job ends.
         runtime.configure("train" if self.settings["model"] == "seed" else "train-large")
         try:
             self.trainer.fit(self.settings["epochs"])
@@ -221,7 +221,7 @@ class TrainingJob:
         self.result = {"job": self.id, "status": status, "test_accuracy": test_accuracy,
                        "seconds": round(time.monotonic() - self.started, 3), "served": self.served,
                        "checkpoint": self.checkpoint, "message": self.message}
-        runtime.configure("inference")
+        runtime.configure(SERVING_BLAS_USE)
         self.status = status
         self.publish("done", self.result)
 

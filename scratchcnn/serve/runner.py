@@ -6,7 +6,14 @@ import numpy as np
 from ..checkpoint import CheckpointError
 from ..data import normalize
 from ..imaging import MNIST_SIZE, to_mnist
+from ..parallel import one_blas_thread
 from .describe import describe_network, describe_prediction
+
+# The server's BLAS setting (``runtime.configure`` use) between training jobs: one thread. A
+# page's requests are one image each, run side by side in their own threads; BLAS's second
+# thread would only spin waiting for work that small (and wake to spin again whenever the count
+# changes), taking the core the other requests need.
+SERVING_BLAS_USE = "train"
 
 
 class ModelRunner:
@@ -54,5 +61,8 @@ class ModelRunner:
         """
         image = to_mnist(gray)                               # (28, 28) uint8, MNIST-style
         network = self._fresh_copy()                         # never the shared one
-        network.forward(normalize(image[None]))              # (1, 28, 28) -> (1, classes)
+        # One BLAS thread, also while a job trains on two (see SERVING_BLAS_USE): it keeps an
+        # answer's float32 rounding the same whatever runs beside it.
+        with one_blas_thread():
+            network.forward(normalize(image[None]))          # (1, 28, 28) -> (1, classes)
         return describe_prediction(image, network.outputs, arrays)
