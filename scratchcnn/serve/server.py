@@ -130,6 +130,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(length))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")   # the teacher's ?token= stays in the address bar
         # The page loads nothing from elsewhere, and this makes sure of it.
         self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
         for name, value in (headers or {}).items():

@@ -1,8 +1,8 @@
 // scratchcnn's "draw a digit, watch it flow" page. Plain JavaScript, no libraries.
 //
 // 1. Draw on the 280x280 canvas (pointer events: mouse, touch and pen).
-// 2. After each stroke, POST the canvas as {width, height, pixels} to /api/predict
-//    (pixels: 280*280 grey levels 0..255, row-major; white ink on black).
+// 2. After each stroke, POST the canvas as a PNG to /api/predict ({png, arrays: "float32"}: the
+//    compact form; the JSON form {width, height, pixels} works too, see the README).
 // 3. Show what comes back: the 28x28 input, every layer's output as heatmaps, the 10
 //    probabilities. Hovering a map pixel highlights the input window it came from.
 //
@@ -122,22 +122,36 @@ async function predict() {
   for (let i = 0; i < pixels.length; i++) pixels[i] = rgba[4 * i];   // red = grey level
   setStatus("Thinking…");
   try {
-    const response = await fetch("/api/predict", {
+    const response = await fetch("/api/predict", {     // compact: the drawing as a PNG, float32 maps
       method: "POST",
       headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({width: pad.width, height: pad.height, pixels,
+      body: JSON.stringify({png: pad.toDataURL("image/png"), arrays: "float32",
                             ...(page.predictOn ? {network: page.predictOn} : {})}),
     });
     const answer = await response.json();
     if (id !== requestCount) return;
     if (!response.ok) throw new Error(answer.error || response.statusText);
-    result = answer;
+    result = unpackArrays(answer);
     showResult();
     setStatus(`Stroke ${strokes} · draw more, or Clear.`);
     announce("result", {drawing: {width: pad.width, height: pad.height, pixels}});
   } catch (error) {
     if (id === requestCount) setStatus(`Error: ${error.message}`, true);
   }
+}
+
+// "arrays": "float32" answers: each layer's maps (C, H, W) or values (D,) come as base64 of
+// little-endian float32; turn them into the nested lists of the JSON form.
+function unpackArrays(answer) {
+  for (const out of answer.layers) {
+    const bytes = Uint8Array.from(atob(out.maps ?? out.values), (c) => c.charCodeAt(0));
+    const flat = new Float32Array(bytes.buffer);
+    if (out.values !== undefined) { out.values = Array.from(flat); continue; }
+    const [h, w, c] = out.shape;
+    out.maps = Array.from({length: c}, (_, k) => Array.from({length: h}, (_, y) =>
+      Array.from(flat.subarray((k * h + y) * w, (k * h + y + 1) * w))));
+  }
+  return answer;
 }
 
 // Events for backward.js (the backward view): "model", "result" (with the drawing sent), "cleared".

@@ -12,9 +12,15 @@
 //    done: a line saying how it ended and that the page now serves the network just trained.
 "use strict";
 
+// The teacher's token, when the page was opened with ?token=... (a server open to a room asks
+// for it to train); sent as "Authorization: token T", so it never appears in a logged address.
+const TOKEN = new URLSearchParams(location.search).get("token");
+const AUTH = TOKEN ? {Authorization: `token ${TOKEN}`} : {};
+
 const trainer = {
   job: null,          // the job shown: its id, settings and steps_per_epoch (the start event)
   running: false,
+  locked: null,       // why this page can't train (a student's), or null
   points: [],         // progress events: {position, loss, accuracy}
   epochs: [],         // epoch events
   defaults: {},       // per model: {epochs, batch_size, lr} from GET /api/train
@@ -36,8 +42,8 @@ function fillDefaults() {
 
 function setRunning(running) {
   trainer.running = running;
-  $("train-start").disabled = running;
-  $("train-stop").disabled = !running;
+  $("train-start").disabled = running || !!trainer.locked;
+  $("train-stop").disabled = !running || !!trainer.locked;
   document.body.classList.toggle("training", running);
 }
 
@@ -47,7 +53,7 @@ function trainStatus(text, isError = false) {
 }
 
 async function post(path, body) {
-  const response = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
+  const response = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json", ...AUTH},
                                       body: JSON.stringify(body)});
   const answer = await response.json();
   if (!response.ok) throw new Error(answer.error || response.statusText);
@@ -233,22 +239,52 @@ const handlers = {
       : data.message;
     line.className = data.served ? "served" : "error";
     line.hidden = false;
-    fetch("/api/model").then((r) => r.json()).then((info) => page.useModel(info));
+    fetch("/api/model").then((r) => r.json()).then((info) => {
+      const shown = page.currentModel();
+      if (data.served && shown && shown.description !== info.description) networkNotice(info.description);
+      page.useModel(info);
+    });
   },
 };
+
+// Everyone sees when the served network changes (in a class, the teacher's job ended).
+function networkNotice(description) {
+  let notice = $("network-notice");
+  if (!notice) {
+    notice = document.createElement("p");
+    notice.id = "network-notice";
+    notice.setAttribute("role", "status");
+    $("model-info").after(notice);
+  }
+  notice.textContent = `New network served: ${description}. Drawings are now scored by it.`;
+}
+
+// A student's page (opened without the teacher's token): the Train panel shows why it is off.
+function lockTraining(reason) {
+  trainer.locked = reason;
+  for (const field of $("train-form").elements) field.disabled = true;
+  const line = document.createElement("p");
+  line.id = "train-locked";
+  line.textContent = reason[0].toUpperCase() + reason.slice(1);
+  $("train-card").querySelector("h2").after(line);
+}
 
 function listen() {
   const source = new EventSource("/api/train/events");
   for (const [name, handle] of Object.entries(handlers)) {
     source.addEventListener(name, (event) => handle(JSON.parse(event.data)));
   }
+  source.onerror = () => {    // refused (503: too many pages listening) or the server gone: retry later
+    if (source.readyState === EventSource.CLOSED) setTimeout(listen, 10000);
+  };
 }
 
 async function startTrainPanel() {
   try {
-    const state = await (await fetch("/api/train")).json();
+    const state = await (await fetch("/api/train", {headers: AUTH})).json();
     trainer.defaults = state.models;
     fillDefaults();
+    if (!state.can_train) lockTraining(state.why_not);
   } catch (error) {
     trainStatus(`Can't reach the server: ${error.message}`, true);
   }
