@@ -54,9 +54,9 @@ TARGET_P99_MS = {"seed": 250, "classic": 500}
 class Server:
     """``python -m scratchcnn.serve --port 0 --model PATH`` in a child process, on loopback."""
 
-    def __init__(self, model_path):
+    def __init__(self, model_path, checkout=None):
         env = dict(os.environ, PYTHONUNBUFFERED="1",
-                   PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                   PYTHONPATH=checkout or os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "scratchcnn.serve", "--host", HOST, "--port", "0", "--model", model_path],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -220,13 +220,13 @@ def with_job(server, play):
     return result
 
 
-def measure(model, wires, students, strokes, case_seconds, processes):
+def measure(model, wires, students, strokes, case_seconds, processes, checkout=None):
     """Every case for one served ``model``: each wire format, without and with a job beside."""
     cases = []
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, f"{model}.npz")
         save_checkpoint(path, build_model(model, seed=0), model=model)
-        server = Server(path)
+        server = Server(path, checkout)
         try:
             for wire in wires:
                 server.call("POST", "/api/predict", request_body(stroke(99, 1.0), wire))   # warm-up
@@ -274,15 +274,18 @@ def main():
     parser.add_argument("--formats", nargs="+", default=["page", "json"], choices=["page", "json"])
     parser.add_argument("--processes", type=int, default=5,
                         help="worker processes the students are spread over (default 5)")
+    parser.add_argument("--server-checkout", metavar="DIR",
+                        help="run the server from this checkout of scratchcnn (e.g. an older commit, "
+                             "with --formats json) instead of this one")
     parser.add_argument("--case-seconds", type=float, default=120.0,
                         help="a case stops sending after this many seconds (default 120)")
     args = parser.parse_args()
-    settings = setup("inference")
+    settings = setup("benchmark")   # this process: the students; the server sets its own
     if args.quick:
         args.students, args.strokes, args.models, args.case_seconds, args.processes = 4, 3, ["seed"], 30.0, 2
     cases = [case for model in args.models
              for case in measure(model, args.formats, args.students, args.strokes, args.case_seconds,
-                                         args.processes)]
+                                         args.processes, args.server_checkout)]
     table = markdown_table(
         ["network", "format", "beside", "answers", "failed or not sent", "median ms", "p90 ms", "p99 ms",
          "worst ms", "answers/s", "slowest GET / ms", "job img/s alone → under the class"],
@@ -293,7 +296,12 @@ def main():
             f"{PROBE_SECONDS * 1000:.0f} ms meanwhile. Formats: page = the drawing as a base64 PNG and "
             "\"arrays\": \"float32\" (what the page sends); json = 280x280 \"pixels\" and list answers."
             + "".join(f"\n- {v}" for v in verdicts))
-    emit(header(f"A class of {args.students} on one server", settings) + "\n" + table + "\n" + note, args)
+    title = f"A class of {args.students} on one server" + \
+        (f" (server from {args.server_checkout})" if args.server_checkout else "")
+    emit(header(title, settings) + "\n" + table + "\n" + note, args)
+    for case in cases:     # seconds, to 0.1 ms: the file stays small
+        case["latencies"] = [round(t, 4) for t in case["latencies"]]
+        case["page"] = [round(t, 4) for t in case["page"]]
     write_json(args.json, {"students": args.students, "strokes": args.strokes, "pause": PAUSE_SECONDS,
                            "cases": cases})
 
