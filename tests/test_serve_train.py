@@ -23,6 +23,7 @@ from scratchcnn.data import normalize
 from scratchcnn.imaging import to_mnist
 from scratchcnn.models import build_model
 from scratchcnn.serve import events as events_module
+from scratchcnn.serve import training_desk
 
 TINY = {"model": "seed", "epochs": 2, "train_size": 300}
 LONG = {"model": "seed", "epochs": 50, "train_size": 60000}   # runs until stopped
@@ -419,7 +420,8 @@ def test_predictions_on_the_training_snapshot_during_a_job(server):
         wait_until_done(server, job, timeout=60)
 
 
-def test_a_diverging_job_ends_diverged_and_changes_nothing_served(server):
+def test_a_diverging_job_ends_diverged_and_changes_nothing_served(server, monkeypatch):
+    monkeypatch.setattr(training_desk, "MAX_LR", 1e30)   # a learning rate that diverges at once
     image = drawing(9)
     model_before = call(server, "GET", "/api/model")[1]
     answer_before = predict(server, image)[1]
@@ -503,7 +505,7 @@ def test_requests_go_first_the_job_waits_between_steps_while_one_is_answered(mon
     waiter.join()
 
 
-def test_backward_takes_the_same_network_choice(server, fresh_server):
+def test_backward_takes_the_same_network_choice(server, fresh_server, monkeypatch):
     image = drawing(10)
     body = {"width": 280, "height": 280, "pixels": image.astype(int).ravel().tolist(), "label": 3}
     status, answer = call(fresh_server, "POST", "/api/backward", dict(body, network="training"))
@@ -513,6 +515,7 @@ def test_backward_takes_the_same_network_choice(server, fresh_server):
     # After a completed job and a diverged one, the training snapshot (the diverged job's
     # untrained start) is not the served network (the completed job's).
     wait_until_done(server, start_job(server, TINY))
+    monkeypatch.setattr(training_desk, "MAX_LR", 1e30)   # a learning rate that diverges at once
     job = start_job(server, dict(TINY, lr=1e30))
     assert wait_until_done(server, job)["status"] == "diverged"
     snapshot = predict(server, image, network="training")[1]["probabilities"]

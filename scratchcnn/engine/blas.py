@@ -19,7 +19,9 @@ fixed per use, never chosen from the current load, because it changes float32 ro
 same seed must give the same metrics, and a resumed run the same result as an uninterrupted
 one. So: one thread for ``"train"`` (the seed network) and ``"benchmark"``; two (at most the
 core count) for ``"train-large"`` (classic, modern, mlp) and ``"inference"``, with
-``contention_warning`` telling the user when other processes keep a core busy. With two
+``contention_warning`` telling the user when other processes keep a core busy; one for
+``"serve"``, the page's server between training jobs (its requests are one image each, run side
+by side in their own threads, where a second BLAS thread only spins). With two
 threads, the fast engine (``FastEngine``) runs the two halves of a batch at once, each on one
 BLAS thread (``split.py``), where that pays. ``SCRATCHCNN_BLAS_THREADS=N`` overrides every
 use; an ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` the user set before
@@ -44,7 +46,7 @@ import time
 import threadpoolctl
 
 # Default BLAS threads per use (at most the machine's cores); the module doc says why.
-DEFAULT_THREADS = {"train": 1, "train-large": 2, "inference": 2, "benchmark": 1}
+DEFAULT_THREADS = {"train": 1, "train-large": 2, "inference": 2, "benchmark": 1, "serve": 1}
 USES = tuple(DEFAULT_THREADS)
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # What the user had set before we touched anything (ours must not look like theirs later).

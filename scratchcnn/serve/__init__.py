@@ -11,7 +11,9 @@ threading HTTP server::
     POST /api/train, POST /api/train/stop, GET /api/train   start, stop, ask about a training job
     GET  /api/train/events   the job's progress, epochs, snapshots and end, as Server-Sent Events
 
-``/api/predict`` and ``/api/backward`` take ``"network": "training"`` to run the latest snapshot
+``/api/predict`` also takes the drawing as a base64 PNG (``"png"``) and answers with packed float32
+arrays on request (``"arrays": "float32"``): the page's compact form. ``/api/predict`` and
+``/api/backward`` take ``"network": "training"`` to run the latest snapshot
 of the network being trained (``networks.runner_for``); a finished job's network becomes the
 served one.
 
@@ -30,9 +32,12 @@ One module per concern:
 * ``train_routes``, ``training_desk``, ``jobs`` and ``events``: training from the page (the
   routes; one job at a time and what its end changes; the ``Trainer`` in a thread; the event
   broadcast); ``networks``: which network a request runs on;
-* ``startup`` and ``command``: the network to serve (a checkpoint, untrained, or brief training), the CLI.
+* ``startup`` and ``command``: the network to serve (a checkpoint, untrained, or brief training), the CLI;
+* ``classroom``: the teacher's token when the server listens beyond loopback; ``retention``: the
+  page's checkpoints in ``--save-dir`` and how many are kept.
 
-Safety, in brief: binds 127.0.0.1 unless told otherwise; request bodies over ``MAX_BODY_BYTES``
+Safety, in brief: binds 127.0.0.1 unless told otherwise, and beyond it only the teacher (with the
+token) starts and stops training; request bodies over ``MAX_BODY_BYTES``
 are refused (413) before they are read; the page's files are read into memory at start-up and
 served from a fixed table, so no request ever touches the file system; the shared network is
 never run, each request runs its own copy (layers cache state in ``forward``).

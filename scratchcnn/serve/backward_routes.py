@@ -21,6 +21,7 @@ import numpy as np
 from ..backprop import DEFAULT_LR, backward_pass
 from ..data import MnistUnavailableError, load_mnist, normalize
 from ..imaging import MNIST_SIZE, to_mnist
+from ..engine import one_blas_thread
 from .describe import DECIMALS, describe_array, describe_stage
 from .networks import runner_for
 from .parsing import RequestError, bad_request, drawing_from, parse_json_object
@@ -120,7 +121,8 @@ def post_backward(request):
         runner = runner_for(request.server, fields.get("network"))
         pixels, label, lr = backward_fields(fields, runner.num_classes)
         try:
-            result = backward_pass(runner.network, normalize(pixels), label, lr)
+            with one_blas_thread():     # one image: as ModelRunner.run, one BLAS thread
+                result = backward_pass(runner.network, normalize(pixels), label, lr)
         except Exception:  # a bug of ours: say so, keep serving
             traceback.print_exc()
             raise RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, "the backward pass failed on this "

@@ -11,7 +11,9 @@ idle connection open). The event names and their data are listed in ``jobs.py``.
 ``EventHub`` is the broadcaster. The trainer's thread calls ``publish``, which never waits for a
 client: each listener has its own queue, filled without blocking and emptied by that listener's
 own request thread (``stream_events``). A listener that falls ``MAX_PENDING`` events behind is
-dropped (its page reconnects and gets the replay). The hub also keeps a replay of the current
+dropped (its page reconnects and gets the replay). At most ``max_listeners`` streams are open
+at once (every page opens one, so by default well above a class): one more is refused with 503
+and ``Retry-After``, since each open stream holds a thread. The hub also keeps a replay of the current
 job, so a page that connects in the middle first gets the state so far: the job's start, its
 progress points (thinned to at most ``MAX_REPLAY_PROGRESS``), every epoch, the latest snapshot
 and, once finished, ``done``.
@@ -24,6 +26,10 @@ import threading
 import time
 from http import HTTPStatus
 
+from .parsing import RequestError
+
+MAX_LISTENERS = 200          # event streams open at once, by default (--max-listeners)
+RETRY_AFTER_SECONDS = 10     # what a refused stream is told to wait before trying again
 MAX_PENDING = 2000           # events a listener may fall behind before it is dropped
 MAX_REPLAY_PROGRESS = 500    # progress points kept for late joiners (older ones thinned out)
 HEARTBEAT_SECONDS = 15.0     # a comment this often on an otherwise silent stream
@@ -57,10 +63,11 @@ class Listener:
 class EventHub:
     """Broadcasts events to listeners and keeps the current job's replay (see module docstring)."""
 
-    def __init__(self):
+    def __init__(self, max_listeners=MAX_LISTENERS):
         self._lock = threading.Lock()
         self._replay = []        # [(name, bytes)] of the current job, in order
         self._listeners = set()
+        self.max_listeners = max_listeners
         self.closed = False
 
     @property
@@ -103,8 +110,10 @@ class EventHub:
 
     def subscribe(self):
         """A new ``Listener``, its queue starting with the replay (atomically: no event is missed
-        or sent twice)."""
+        or sent twice); None when ``max_listeners`` are already listening."""
         with self._lock:
+            if len(self._listeners) >= self.max_listeners and not self.closed:
+                return None
             listener = Listener([message for _, message in self._replay])
             if self.closed:
                 listener.queue.put(_END)
@@ -138,12 +147,18 @@ def client_left(connection):
 def stream_events(request, hub, heartbeat=HEARTBEAT_SECONDS):
     """Answer ``request`` with the hub's events until the client leaves or the hub closes.
 
-    Runs in the request's own thread. A heartbeat comment goes out after ``heartbeat`` seconds
+    Runs in the request's own thread; ``RequestError`` 503 when the hub has no room for one
+    more listener. A heartbeat comment goes out after ``heartbeat`` seconds
     without an event; a client that closed its end is noticed within ``POLL_SECONDS`` even when
     nothing is sent, and a write that fails (reset, broken pipe, the handler's socket timeout
     for a client that stopped reading) ends the stream: either way the thread is freed.
     """
     listener = hub.subscribe()
+    if listener is None:
+        raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE,
+                           f"{hub.max_listeners} pages already follow training, the most this server "
+                           f"takes (--max-listeners); try again in {RETRY_AFTER_SECONDS} seconds",
+                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     request.close_connection = True
     try:
         request.send_head(HTTPStatus.OK, "text/event-stream", headers={"X-Accel-Buffering": "no"})

@@ -34,7 +34,7 @@ from .. import engine
 from ..data import first_n, normalize
 from ..network import TrainingDiverged
 from ..trainer import TrainingStopped, build_trainer
-from .runner import ModelRunner
+from .runner import SERVING_BLAS_USE, ModelRunner
 
 PROGRESS_SECONDS = 0.25   # at most four progress events a second
 SNAPSHOT_SECONDS = 2.0    # a snapshot this often between the end-of-epoch ones
@@ -184,8 +184,8 @@ class TrainingJob:
     def _run(self):
         # BLAS threads as `python -m scratchcnn.train` uses them for this model (one for the seed
         # network: two threads spinning beside the request threads slow both, see
-        # benchmarks/README.md); the count is process-wide, so the server's inference setting
-        # comes back when the job ends.
+        # benchmarks/README.md); the count is process-wide, so the server's own setting
+        # (SERVING_BLAS_USE) comes back when the job ends.
         engine.configure(engine.training_use(self.settings["model"]))
         try:
             self.trainer.fit(self.settings["epochs"])
@@ -215,7 +215,7 @@ class TrainingJob:
         self.result = {"job": self.id, "status": status, "test_accuracy": test_accuracy,
                        "seconds": round(time.monotonic() - self.started, 3), "served": self.served,
                        "checkpoint": self.checkpoint, "message": self.message}
-        engine.configure("inference")
+        engine.configure(SERVING_BLAS_USE)
         self.status = status
         self.publish("done", self.result)
 

@@ -14,8 +14,9 @@ import traceback
 from http import HTTPStatus
 
 from . import backward_routes, train_routes
+from .describe import ARRAY_FORMATS
 from .networks import runner_for
-from .parsing import RequestError, drawing_from, parse_json_object
+from .parsing import RequestError, bad_request, drawing_from, parse_json_object
 
 # The page's JavaScript modules (scratchcnn/static/): main.js, which index.html loads, and every
 # module it imports. A new module is one more name here. Browsers run a module only when it is
@@ -56,14 +57,18 @@ def get_model(request):
 
 def post_predict(request):
     """``POST /api/predict``: a drawing (``parsing.parse_drawing``) -> ``ModelRunner.run``, on the
-    served network or, with ``"network": "training"``, the training job's latest snapshot. A
-    training job waits between two steps meanwhile (``jobs.RequestsFirst``)."""
+    served network or, with ``"network": "training"``, the training job's latest snapshot; its
+    layers as lists or, with ``"arrays": "float32"``, packed (``describe``). A training job
+    waits between two steps meanwhile (``jobs.RequestsFirst``)."""
     with request.server.desk.requests_first.serving():
         drawing = parse_json_object(request.read_body())
         gray = drawing_from(drawing)
         runner = runner_for(request.server, drawing.get("network"))
+        arrays = drawing.get("arrays", ARRAY_FORMATS[0])
+        if arrays not in ARRAY_FORMATS:
+            raise bad_request(f'"arrays" must be "lists" (the default) or "float32", got {arrays!r:.60}')
         try:
-            result = runner.run(gray)
+            result = runner.run(gray, arrays)
         except Exception:  # a bug of ours: say so, keep serving
             traceback.print_exc()
             raise RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, "the model failed on this drawing; "

@@ -6,7 +6,14 @@ import numpy as np
 from ..checkpoint import CheckpointError
 from ..data import normalize
 from ..imaging import MNIST_SIZE, to_mnist
+from ..engine import one_blas_thread
 from .describe import describe_network, describe_prediction
+
+# The server's BLAS setting (an ``engine.configure`` use) between training jobs: one thread. A
+# page's requests are one image each, run side by side in their own threads; BLAS's second
+# thread would only spin waiting for work that small (and wake to spin again whenever the count
+# changes), taking the core the other requests need.
+SERVING_BLAS_USE = "serve"
 
 
 class ModelRunner:
@@ -44,15 +51,18 @@ class ModelRunner:
         network.eval()
         return network
 
-    def run(self, gray):
+    def run(self, gray, arrays="lists"):
         """``gray`` ``(H, W)`` in ``[0, 1]``, either polarity -> what ``POST /api/predict`` returns.
 
         ``input``: ``(28, 28)`` uint8 as lists, the image after ``to_mnist``; ``layers``: per
         layer ``{"shape", "min", "max", "maps"}`` for map outputs ``(H, W, C)`` (maps listed
         channel-first, ``(C, H, W)``, for drawing) or ``{..., "values"}`` for flat ones ``(D,)``;
-        see ``describe.describe_prediction``.
+        see ``describe.describe_prediction`` (and for ``arrays="float32"``, ``describe``).
         """
         image = to_mnist(gray)                               # (28, 28) uint8, MNIST-style
         network = self._fresh_copy()                         # never the shared one
-        network.forward(normalize(image[None]))              # (1, 28, 28) -> (1, classes)
-        return describe_prediction(image, network.outputs)
+        # One BLAS thread, also while a job trains on two (see SERVING_BLAS_USE): it keeps an
+        # answer's float32 rounding the same whatever runs beside it.
+        with one_blas_thread():
+            network.forward(normalize(image[None]))          # (1, 28, 28) -> (1, classes)
+        return describe_prediction(image, network.outputs, arrays)

@@ -7,7 +7,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from .classroom import hide_token, is_loopback, new_token
+from .events import MAX_LISTENERS
 from .parsing import MAX_BODY_BYTES, RequestError, declared_length, too_large
+from .retention import KEEP_CHECKPOINTS
 from .routes import find_route, load_static_files
 from .runner import ModelRunner
 from .training_desk import TrainingDesk
@@ -19,18 +22,27 @@ class ClientGone(Exception):
 
 class DigitServer(ThreadingHTTPServer):
     """The HTTP server: the served ``ModelRunner``, the page's files (loaded once) and the
-    ``TrainingDesk`` (``desk``) whose finished jobs replace the served network."""
+    ``TrainingDesk`` (``desk``) whose finished jobs replace the served network.
+
+    ``token``: the teacher's token (``classroom``), None when bound to loopback (no token is
+    needed there); bound beyond it without one given, a fresh random one. ``max_listeners``:
+    event streams open at once (more get 503); ``keep``: page checkpoints kept in ``save_dir``.
+    """
 
     daemon_threads = True      # Ctrl-C doesn't wait for open connections
-    request_queue_size = 64    # the default 5 resets connections when many strokes arrive at once
+    request_queue_size = 128   # the default 5 resets connections when a class's strokes arrive at once
 
-    def __init__(self, address, runner, log_requests=False, save_dir=None, data_dir=None):
+    def __init__(self, address, runner, log_requests=False, save_dir=None, data_dir=None,
+                 token=None, max_listeners=MAX_LISTENERS, keep=KEEP_CHECKPOINTS):
         self.use_runner(runner)
         self.log_requests = log_requests
         self.files = load_static_files()
         self.data_dir = data_dir   # MNIST's folder, for training jobs and GET /api/test-image
-        self.desk = TrainingDesk(self.use_runner, save_dir=save_dir, data_dir=data_dir)
+        self.desk = TrainingDesk(self.use_runner, save_dir=save_dir, data_dir=data_dir, keep=keep,
+                                 max_listeners=max_listeners)
         super().__init__(address, Handler)
+        # The rule follows the bind address: bound beyond loopback, every client needs the token.
+        self.token = None if is_loopback(self.server_address[0]) else (token or new_token())
 
     def use_runner(self, runner):
         """Serve ``runner``'s network from now on (``/api/model`` describes it)."""
@@ -65,7 +77,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             find_route(method, self.route_path)(self)
         except RequestError as e:
-            self._refuse(e.status, e.message, e.allow)
+            self._refuse(e.status, e.message, e.headers)
         except ClientGone:
             pass  # nothing to answer
 
@@ -95,10 +107,9 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:  # timed out or reset: answer anyway
             pass
 
-    def _refuse(self, status, message, allow=None):
-        """Answer ``{"error": message}`` and close the connection."""
+    def _refuse(self, status, message, headers=None):
+        """Answer ``{"error": message}`` (with any extra ``headers``) and close the connection."""
         self.close_connection = True
-        headers = {"Allow": allow} if allow else {}
         self.send_body(status, json.dumps({"error": message}).encode(), "application/json", headers)
 
     def send_json(self, value, status=HTTPStatus.OK):
@@ -119,6 +130,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(length))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")   # the teacher's ?token= stays in the address bar
         # The page loads nothing from elsewhere, and this makes sure of it.
         self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
         for name, value in (headers or {}).items():
@@ -130,12 +142,18 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.log_requests or (isinstance(code, int) and code >= 400):
             super().log_request(code, size)
 
+    def log_message(self, format, *args):
+        """Every line the server prints about a request, with the teacher's token hidden."""
+        super().log_message("%s", hide_token(format % args))
+
 
 def make_server(network, host="127.0.0.1", port=8000, description="", log_requests=False,
-                save_dir=None, data_dir=None):
+                save_dir=None, data_dir=None, token=None, max_listeners=MAX_LISTENERS,
+                keep=KEEP_CHECKPOINTS):
     """A ``DigitServer`` bound to ``(host, port)`` (port 0 picks a free one); not yet serving.
 
     Jobs started from the page read MNIST from ``data_dir`` and, with ``save_dir``, save the
-    networks they finish there."""
+    networks they finish there (the newest ``keep`` kept). Bound beyond loopback, training needs
+    ``token`` (a fresh one when None; see ``DigitServer``)."""
     return DigitServer((host, port), ModelRunner(network, description), log_requests,
-                       save_dir, data_dir)
+                       save_dir, data_dir, token, max_listeners, keep)

@@ -4,12 +4,13 @@ It checks a request's settings (``parse_train_settings``), starts the job, refus
 while the first runs, keeps the last job for ``GET /api/train`` and ``"network": "training"``,
 and when a job ends ``completed`` or ``stopped``, makes its network the served one and, with a
 save folder, writes it there as a checkpoint (atomic, and verified by reading it back before
-it takes its final name). A diverged or failed job changes nothing that is served.
+it takes its final name), keeping the newest ``keep`` such files there (``retention``). A
+diverged or failed job changes nothing that is served.
 """
 import copy
+import math
 import os
 import threading
-import time
 from http import HTTPStatus
 
 import numpy as np
@@ -17,13 +18,15 @@ import numpy as np
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..data import TEST_SET_SIZE, TRAIN_SET_SIZE, load_mnist
 from ..models import MODEL_NAMES, TRAINING_DEFAULTS
-from .events import HEARTBEAT_SECONDS, EventHub
+from .events import HEARTBEAT_SECONDS, MAX_LISTENERS, EventHub
 from .jobs import RequestsFirst, TrainingJob
 from .parsing import RequestError, bad_request
+from .retention import KEEP_CHECKPOINTS, keep_newest, page_checkpoint_name
 from .runner import ModelRunner
 
 # The fields of POST /api/train and the integer ranges allowed.
 LIMITS = {"epochs": (1, 50), "train_size": (100, TRAIN_SET_SIZE), "batch_size": (1, 1024)}
+MAX_LR = 10.0    # as /api/backward's: larger steps only overflow
 FIELDS = ("model", "epochs", "train_size", "lr", "batch_size")
 
 
@@ -50,8 +53,9 @@ def parse_train_settings(request):
             raise bad_request(f'"{key}" must be an integer from {low} to {high}, got {value!r:.60}')
         settings[key] = value
     lr = request.get("lr", defaults["lr"])
-    if type(lr) not in (int, float) or not lr > 0:
-        raise bad_request(f'"lr" (the learning rate) must be a number > 0, got {lr!r:.60}')
+    if type(lr) not in (int, float) or not (math.isfinite(lr) and 0 < lr <= MAX_LR):   # 1e999 is inf
+        raise bad_request(f'"lr" (the learning rate) must be a finite number above 0 and at most '
+                          f'{MAX_LR:g}, got {lr!r:.60}')
     settings.update(lr=lr, optimizer=defaults["optimizer"], lr_decay=defaults["lr_decay"],
                     shift=defaults["shift"], rotate=defaults["rotate"], scale=defaults["scale"], seed=0)
     return settings
@@ -60,11 +64,14 @@ def parse_train_settings(request):
 class TrainingDesk:
     """Starts and stops jobs for one server. ``serve(runner)`` replaces the served network;
     ``save_dir``: where finished networks are saved (None: nowhere); ``test_size``: test images
-    evaluated after every epoch; ``data_dir``: MNIST's folder (``load_mnist``)."""
+    evaluated after every epoch; ``data_dir``: MNIST's folder (``load_mnist``); ``keep``: page
+    checkpoints kept in ``save_dir``; ``max_listeners``: event streams open at once."""
 
-    def __init__(self, serve, save_dir=None, data_dir=None, test_size=TEST_SET_SIZE):
+    def __init__(self, serve, save_dir=None, data_dir=None, test_size=TEST_SET_SIZE,
+                 keep=KEEP_CHECKPOINTS, max_listeners=MAX_LISTENERS):
         self.serve, self.save_dir, self.data_dir, self.test_size = serve, save_dir, data_dir, test_size
-        self.hub = EventHub()
+        self.keep = keep
+        self.hub = EventHub(max_listeners)
         self.heartbeat_seconds = HEARTBEAT_SECONDS
         self.requests_first = RequestsFirst()   # requests that run a network: `with desk.requests_first.serving():`
         self.job = None              # the current or last job
@@ -114,6 +121,7 @@ class TrainingDesk:
         if self.save_dir:
             job.checkpoint = save_verified(self.save_dir, job)
             job.message += f"; saved as {job.checkpoint} in the server's save folder"
+            keep_newest(self.save_dir, self.keep)
 
     def shutdown(self, timeout=30.0):
         """Stop a running job at its next step and wait for it (at most ``timeout`` seconds),
@@ -141,7 +149,7 @@ def save_verified(folder, job):
     """Write ``job``'s network to ``folder`` as ``<model>-<time>-job<id>.npz`` with
     ``save_checkpoint`` (atomic), read it back and compare every parameter before it takes its
     final name; returns that name. Raises ``OSError`` or ``CheckpointError``."""
-    name = f"{job.settings['model']}-{time.strftime('%Y%m%d-%H%M%S')}-job{job.id}.npz"
+    name = page_checkpoint_name(job.settings["model"], job.id)
     path = os.path.join(folder, name)
     unverified = os.path.join(folder, f".{name}.unverified.npz")
     trainer, s = job.trainer, job.settings

@@ -1,9 +1,9 @@
 // A drawing's way through the page: a stroke on the pad -> POST /api/predict -> the forward view
 // -> the "scratchcnn:result" event for the other views; Clear -> "scratchcnn:cleared"; and the
 // network shown (GET /api/model, or the one a training job trains) -> "scratchcnn:model".
-import {postJson, getJson} from "./api.js";
+import {postJson, getJson, unpackArrays} from "./api.js";
 import {$} from "./dom.js";
-import {clearPad, padDrawing, strokeCount} from "./drawing_pad.js";
+import {clearPad, padDrawing, padPng, strokeCount} from "./drawing_pad.js";
 import {buildForward, showEmpty, showResult} from "./forward_view.js";
 import {announce, setStatus, state} from "./page_state.js";
 
@@ -16,10 +16,11 @@ export async function predictDrawing() {
   const drawing = padDrawing();
   setStatus("Thinking…");
   try {
+    // The compact form: the drawing as a PNG, the maps as float32 (the JSON lists work too).
     const answer = await postJson("/api/predict",
-      {...drawing, ...(state.predictOn ? {network: state.predictOn} : {})});
+      {png: padPng(), arrays: "float32", ...(state.predictOn ? {network: state.predictOn} : {})});
     if (id !== requestCount) return;
-    state.result = answer;
+    state.result = unpackArrays(answer);
     showResult();
     setStatus(`Stroke ${strokeCount()} · draw more, or Clear.`);
     announce("result", {drawing});

@@ -17,6 +17,11 @@ export function clearPad() {
 /** How many strokes the pad shows (0 after clearPad or showOnPad). */
 export const strokeCount = () => strokes;
 
+/** The pad as a PNG data URL: POST /api/predict's compact form ({png}). */
+export function padPng() {
+  return pad.toDataURL("image/png");
+}
+
 /** The pad as POST /api/predict takes it: {width, height, pixels} (grey levels 0..255, row-major). */
 export function padDrawing() {
   const rgba = ink.getImageData(0, 0, pad.width, pad.height).data;

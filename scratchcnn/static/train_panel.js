@@ -14,9 +14,15 @@ import {rescore, useModel} from "./drawing_flow.js";
 import {colourScale, paint} from "./heatmap.js";
 import {state} from "./page_state.js";
 
+// The teacher's token, when the page was opened with ?token=... (a server open to a room asks
+// for it to train); sent as "Authorization: token T", so it never appears in a logged address.
+const TOKEN = new URLSearchParams(location.search).get("token");
+const AUTH = TOKEN ? {Authorization: `token ${TOKEN}`} : {};
+
 const trainer = {
   job: null,          // the job shown: its id, settings and steps_per_epoch (the start event)
   running: false,
+  locked: null,       // why this page can't train (a student's), or null
   points: [],         // progress events: {position, loss, accuracy}
   epochs: [],         // epoch events
   defaults: {},       // per model: {epochs, batch_size, lr} from GET /api/train
@@ -38,8 +44,8 @@ function fillDefaults() {
 
 function setRunning(running) {
   trainer.running = running;
-  $("train-start").disabled = running;
-  $("train-stop").disabled = !running;
+  $("train-start").disabled = running || !!trainer.locked;
+  $("train-stop").disabled = !running || !!trainer.locked;
   document.body.classList.toggle("training", running);
 }
 
@@ -203,15 +209,44 @@ const handlers = {
       : data.message;
     line.className = data.served ? "served" : "error";
     line.hidden = false;
-    getJson("/api/model").then((info) => useModel(info));
+    getJson("/api/model").then((info) => {
+      const shown = state.model;
+      if (data.served && shown && shown.description !== info.description) networkNotice(info.description);
+      useModel(info);
+    });
   },
 };
+
+// Everyone sees when the served network changes (in a class, the teacher's job ended).
+function networkNotice(description) {
+  let notice = $("network-notice");
+  if (!notice) {
+    notice = document.createElement("p");
+    notice.id = "network-notice";
+    notice.setAttribute("role", "status");
+    $("model-info").after(notice);
+  }
+  notice.textContent = `New network served: ${description}. Drawings are now scored by it.`;
+}
+
+// A student's page (opened without the teacher's token): the Train panel shows why it is off.
+function lockTraining(reason) {
+  trainer.locked = reason;
+  for (const field of $("train-form").elements) field.disabled = true;
+  const line = document.createElement("p");
+  line.id = "train-locked";
+  line.textContent = reason[0].toUpperCase() + reason.slice(1);
+  $("train-card").querySelector("h2").after(line);
+}
 
 function listen() {
   const source = new EventSource("/api/train/events");
   for (const [name, handle] of Object.entries(handlers)) {
     source.addEventListener(name, (event) => handle(JSON.parse(event.data)));
   }
+  source.onerror = () => {    // refused (503: too many pages listening) or the server gone: retry later
+    if (source.readyState === EventSource.CLOSED) setTimeout(listen, 10000);
+  };
 }
 
 function listenToForm() {
@@ -219,7 +254,7 @@ function listenToForm() {
     event.preventDefault();
     try {
       $("train-start").disabled = true;
-      const answer = await postJson("/api/train", trainSettings());
+      const answer = await postJson("/api/train", trainSettings(), AUTH);
       trainStatus(`Job ${answer.job} started: loading ${answer.train_size.toLocaleString()} images…`);
     } catch (error) {
       $("train-start").disabled = trainer.running;
@@ -229,7 +264,7 @@ function listenToForm() {
   $("train-stop").addEventListener("click", async () => {
     try {
       trainStatus("Stopping after this step…");  // before the request: its "done" event can beat the answer
-      await postJson("/api/train/stop", {});
+      await postJson("/api/train/stop", {}, AUTH);
     } catch (error) {
       trainStatus(error.message, true);
     }
@@ -242,8 +277,10 @@ function listenToForm() {
 export async function startTrainPanel() {
   listenToForm();
   try {
-    trainer.defaults = (await getJson("/api/train")).models;
+    const panel = await getJson("/api/train", AUTH);
+    trainer.defaults = panel.models;
     fillDefaults();
+    if (!panel.can_train) lockTraining(panel.why_not);
   } catch (error) {
     trainStatus(`Can't reach the server: ${error.message}`, true);
   }
