@@ -431,10 +431,11 @@ CELLS = [
       digit and watch it flow through the layers, map by map, with the probabilities. Without
       `--model` it trains a network of its own first, in seconds. The README's *Draw a digit, watch
       it flow* section has the details.
-    * **Step through it in a debugger.** `python -m pdb scripts/step_through.py --loop` sends one
-      image through the loop layers and back, and the README's
-      [*Step through it in a debugger*](../README.md#step-through-it-in-a-debugger) section walks
-      through it command by command, down to the tutorial's `iterate_regions`.
+    * **Step through it in a debugger.** `python scripts/step_through.py --loop --pdb` sends one
+      image through the loop layers and back, then trains the classic network for one step, and the
+      README's [*Step through it in a debugger*](../README.md#step-through-it-in-a-debugger) section
+      walks through it command by command, down to the tutorial's `iterate_regions` and from
+      `Network.train_step` into a `Conv2D`.
     * **Change something and rerun.** More filters (`sc.Conv3x3(16)`, and a Softmax of
       `13 * 13 * 16` inputs), your `LeakyReLU` after the convolution, another learning rate, or the
       deeper network: `build_model("classic")`, or `python -m scratchcnn.train --model classic`.
