@@ -431,10 +431,11 @@ CELLS = [
       digit and watch it flow through the layers, map by map, with the probabilities. Without
       `--model` it trains a network of its own first, in seconds. The README's *Draw a digit, watch
       it flow* section has the details.
-    * **Step through it in a debugger.** `python -m pdb scripts/step_through.py --loop` sends one
-      image through the loop layers and back, and the README's
-      [*Step through it in a debugger*](../README.md#step-through-it-in-a-debugger) section walks
-      through it command by command, down to the tutorial's `iterate_regions`.
+    * **Step through it in a debugger.** `python scripts/step_through.py --loop --pdb` sends one
+      image through the loop layers and back, then trains the classic network for one step, and the
+      README's [*Step through it in a debugger*](../README.md#step-through-it-in-a-debugger) section
+      walks through it command by command, down to the tutorial's `iterate_regions` and from
+      `Network.train_step` into a `Conv2D`.
     * **Write the tutorial's layers yourself.** `python -m scratchcnn.exercises start my_layers`
       writes skeletons of `Conv3x3`, `MaxPool2` and `Softmax` to fill in; `python -m
       scratchcnn.exercises check my_layers` checks them against finite differences and names the

@@ -1,10 +1,13 @@
-"""Step through the tutorial network in a debugger: one image forward, the loss, one step back.
+"""Step through the tutorial network in a debugger: one image forward, the loss, one step back;
+then one training step of the classic network, from ``Network.train_step`` into its layers.
 
     python scripts/step_through.py                   # just read what it prints
-    python -m pdb scripts/step_through.py            # (Pdb) b forward_pass, c, n, p image.shape, s ...
-    python -m pdb scripts/step_through.py --loop     # the loop twins: step into iterate_regions
+    python scripts/step_through.py --pdb             # (Pdb) b forward_pass, c, n, p image.shape, s ...
+    python scripts/step_through.py --loop --pdb      # the loop twins: step into iterate_regions
 
-Or open this file in an IDE and put a breakpoint on a line marked "BREAK HERE".
+``--pdb`` starts the debugger at the first line of the walk-through (the script starts it
+itself, so its own options never pass through pdb's command line, which some Python releases
+read as pdb's). Or open this file in an IDE and put a breakpoint on a line marked "BREAK HERE".
 
 The network is Conv3x3(8) -> MaxPool2 -> Softmax(13*13*8 -> 10), read from model.npz when
 it exists (``python -m scratchcnn.train --save model.npz``), freshly initialised otherwise.
@@ -13,7 +16,12 @@ batch of one, shape (1, 28, 28), so every array below has a leading 1; what is p
 one image's part, ``array[0]``:
 
     (28, 28) -> Conv3x3 -> (26, 26, 8) -> MaxPool2 -> (13, 13, 8) -> Softmax -> (10,)
+
+The classic network (``build_model("classic")``, freshly initialised) then takes one SGD step
+on a batch of four: the image and three copies of it shifted by a pixel, (4, 28, 28).
 """
+
+import pdb
 
 import numpy as np
 from common import add_image_arguments, add_model_argument, load_digit, load_model, make_parser
@@ -26,12 +34,13 @@ from scratchcnn.optim import SGD
 from scratchcnn.viz import plot_feature_maps
 
 TUTORIAL_LAYERS = ["Conv3x3", "MaxPool2", "Softmax"]
+SHIFTS = [(0, 0), (1, 0), (0, 1), (1, 1)]  # (down, right) in pixels: the classic step's batch of four
 
 
 def describe(name, array):
     """One line: the array's name, shape and statistics."""
     array = np.asarray(array)
-    print(f"  {name:<30} shape {str(array.shape):<13} min {array.min():+.3f}  "
+    print(f"  {name:<30} shape {str(array.shape):<17} min {array.min():+.3f}  "
           f"max {array.max():+.3f}  mean {array.mean():+.4f}")
 
 
@@ -100,20 +109,25 @@ def tutorial_network(path):
     return network.layers
 
 
-def main(argv=None):
-    parser = make_parser(__doc__, __file__)
-    add_image_arguments(parser)
-    parser.add_argument("--label", type=int, choices=range(10), metavar="DIGIT",
-                        help="the true digit (default: the MNIST label; for --image, the prediction)")
-    add_model_argument(parser, "without it, an untrained network is used")
-    parser.add_argument("--loop", action="store_true",
-                        help="use the loop twins from scratchcnn.loops (step into iterate_regions)")
-    parser.add_argument("--out", metavar="PNG",
-                        help="also draw the image's feature maps after each layer to this PNG")
-    parser.add_argument("--lr", type=float, default=0.005,
-                        help="learning rate of the one SGD step at the end (default: %(default)s)")
-    args = parser.parse_args(argv)
+def classic_step(image, label, lr):
+    """One ``Network.train_step`` of the classic network on the image and three shifted copies."""
+    network = build_model("classic", seed=0)
+    batch = np.stack([np.roll(image, shift, axis=(0, 1)) for shift in SHIFTS])  # (4, 28, 28)
+    labels = np.full(len(batch), label)
+    names = " -> ".join(type(layer).__name__ for layer in network.layers)
+    print(f"One training step of the classic network ({names}) on a batch of {len(batch)}: "
+          "the image and three copies shifted by a pixel")
+    # BREAK HERE (pdb: `b Network.train_step`), then `b self.layers[0].forward` to stop in the
+    # first Conv2D with the whole batch: forward through every layer, the loss, backward, the step.
+    loss, correct = network.train_step(batch, labels, SGD(lr))
+    print(f"  loss {loss:.4f}, {correct} of {len(batch)} right. What each layer made (network.outputs):")
+    for i, (layer, output) in enumerate(zip(network.layers, network.outputs[1:])):
+        describe(f"outputs[{i + 1}] {type(layer).__name__}", output)
+    describe('layers[0].grads["filters"]', network.layers[0].grads["filters"])  # (16, 3, 3)
 
+
+def walk_through(args):
+    """The tutorial network's forward, loss, backward and SGD step, then the classic network's step."""
     conv, pool, softmax = tutorial_network(args.model)
     if args.loop:
         conv, pool, softmax = loop_twins(conv, pool, softmax)
@@ -142,7 +156,37 @@ def main(argv=None):
     # BREAK HERE to compare the weights before and after one step of gradient descent.
     SGD(args.lr).step([conv, pool, softmax])  # every param -= lr * its gradient
     new_loss, _ = cross_entropy(softmax.forward(pool.forward(conv.forward(image[np.newaxis]))), [label])
-    print(f"\nAfter one SGD step (lr {args.lr}): loss {loss:.4f} -> {new_loss:.4f}")
+    print(f"\nAfter one SGD step (lr {args.lr}): loss {loss:.4f} -> {new_loss:.4f}\n")
+
+    classic_step(image, label, args.lr)
+
+
+def parse_args(argv):
+    parser = make_parser(__doc__, __file__)
+    add_image_arguments(parser)
+    parser.add_argument("--label", type=int, choices=range(10), metavar="DIGIT",
+                        help="the true digit (default: the MNIST label; for --image, the prediction)")
+    add_model_argument(parser, "without it, an untrained network is used")
+    parser.add_argument("--loop", action="store_true",
+                        help="use the loop twins from scratchcnn.loops (step into iterate_regions)")
+    parser.add_argument("--pdb", action="store_true",
+                        help="run under the debugger, stopped at the walk-through's first line "
+                             "(set breakpoints, then c)")
+    parser.add_argument("--out", metavar="PNG",
+                        help="also draw the image's feature maps after each layer to this PNG")
+    parser.add_argument("--lr", type=float, default=0.005,
+                        help="learning rate of the SGD steps (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.pdb:
+        # The script starts pdb itself: `python -m pdb script --option` hands the option to pdb
+        # on some Python releases (3.13.0 among them), so it is not a way that works everywhere.
+        pdb.Pdb().runcall(walk_through, args)
+    else:
+        walk_through(args)
 
 
 if __name__ == "__main__":

@@ -72,8 +72,9 @@ def run_as_if_in(environment):
     kernel = textwrap.dedent("""
         import sys, types
         sys.modules["ipykernel.zmqshell"] = types.ModuleType("ipykernel.zmqshell")  # a Jupyter kernel
-        sys.modules["IPython"] = types.ModuleType("IPython")                         # its shell
-        sys.modules["IPython"].get_ipython = lambda: types.SimpleNamespace()
+        sys.modules["IPython"] = types.ModuleType("IPython")                         # its shell, whose
+        shell = type("ZMQInteractiveShell", (), {"config": {"IPKernelApp": {}}})    # config older tqdm reads
+        sys.modules["IPython"].get_ipython = shell
         sys.modules["ipywidgets"] = widgets = types.ModuleType("ipywidgets")
         widgets.HTML = widgets.FloatProgress = widgets.HBox = object
     """)

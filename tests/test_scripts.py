@@ -127,11 +127,22 @@ def test_step_through_prints_the_documented_shapes(scripts, tiny_model, capsys, 
         "d_L_d_conv_out[0]": "(26, 26, 8)",
         'conv.grads["filters"]': "(8, 3, 3)",
         "d_L_d_image[0]": "(28, 28)",
+        # The classic network's training step on the image and three shifted copies.
+        "outputs[1] Conv2D": "(4, 26, 26, 16)",
+        "outputs[2] ReLU": "(4, 26, 26, 16)",
+        "outputs[3] Conv2D": "(4, 24, 24, 32)",
+        "outputs[4] ReLU": "(4, 24, 24, 32)",
+        "outputs[5] MaxPool2": "(4, 12, 12, 32)",
+        "outputs[6] Conv2D": "(4, 10, 10, 64)",
+        "outputs[7] ReLU": "(4, 10, 10, 64)",
+        "outputs[8] MaxPool2": "(4, 5, 5, 64)",
+        "outputs[9] Softmax": "(4, 10)",
+        'layers[0].grads["filters"]': "(16, 3, 3)",
     }
     assert ("loop twins" in output) == loop
     assert Path("maps.png").exists() == loop
     assert "true label 7" in output and "Loss: -log(probs[0][7])" in output
-    before, after = output.split("After one SGD step (lr 0.005): loss ")[1].split(" -> ")
+    before, after = output.split("After one SGD step (lr 0.005): loss ")[1].split("\n")[0].split(" -> ")
     assert float(after) < float(before)
 
 
@@ -183,45 +194,47 @@ def test_make_docs_images_from_a_given_model(scripts, tiny_model, tmp_path, caps
     assert "seed: " in output and "of 20 right" in output and "Commonest confusions" in output
 
 
-# The README's "Step through it in a debugger" session (its "three times" written out).
-PDB_SESSION = """\
-b forward_pass
-b backward_pass
-c
-p image.shape
-n
-n
-n
-p batch.shape
-b loops.iterate_regions
-c
-w
-p image.shape
-n
-n
-n
-p i, j
-p image[i:i + 3, j:j + 3, 0]
-u
-p filters.shape
-cl 3
-c
-p d_L_d_probs
-n
-n
-n
-p d_L_d_pool_out.shape
-p softmax.grads["weights"].shape
-q
-"""
+README = SCRIPTS.parent / "README.md"
+PDB_COMMAND = "python scripts/step_through.py --loop --pdb"
+
+
+def readme_pdb_session():
+    """The README's "Step through it in a debugger" session: the pdb commands of the code block
+    that starts with ``PDB_COMMAND``, comments dropped, a command marked "three times" written
+    out three times."""
+    lines = README.read_text().split(PDB_COMMAND + "\n", 1)[1].split("```", 1)[0].splitlines()
+    commands = []
+    for line in lines:
+        assert line.startswith("(Pdb) "), line
+        command, _, comment = line[len("(Pdb) "):].partition("  #")
+        commands += [command.strip()] * (3 if "three times" in comment else 1)
+    return commands
 
 
 def test_the_readme_pdb_session_works(drawn_digit, tmp_path):
+    """The session, word for word, on the Python running the tests (CI runs it on the oldest
+    and the newest supported ones too): the script starts pdb itself."""
+    session = readme_pdb_session()
+    assert session[-1] == "q" and "b Network.train_step" in session
+    script, *options = PDB_COMMAND.split()[1:]
     result = subprocess.run(
-        [sys.executable, "-m", "pdb", str(SCRIPTS / "step_through.py"), "--loop", "--image", drawn_digit],
-        input=PDB_SESSION, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        [sys.executable, str(SCRIPTS.parent / script), *options, "--image", drawn_digit],
+        input="\n".join(session) + "\n", capture_output=True, text=True, cwd=tmp_path, timeout=120)
     out = result.stdout
+    assert result.returncode == 0, result.stderr
     assert "***" not in out, out  # pdb's mark for a command that failed
+    tutorial, classic = out.split("(Pdb) Breakpoint 4 at ", 1)
     for expected in ["(Pdb) (28, 28)", "(1, 28, 28)", "iterate_regions()", "(28, 28, 1)", "(0, 0)",
                      "(8, 3, 3, 1)", "Deleted breakpoint 3", "backward_pass()", "(1, 13, 13, 8)", "(1352, 10)"]:
-        assert expected in out, (expected, out)
+        assert expected in tutorial, (expected, out)
+    assert "network.py" in classic.split("\n", 1)[0]  # breakpoint 4: Network.train_step
+    # Stopped in train_step with the batch, then in the first Conv2D's forward, called from it.
+    stops = classic.split("(Pdb) ")
+    assert "train_step()" in stops[1] and stops[2].startswith("(4, 28, 28)"), out
+    where = next(stop for stop in stops if "train_step()" in stop and "conv.py" in stop)  # `w`
+    current = [line for line in where.splitlines() if line.startswith("> ")]
+    assert len(current) == 1 and "conv.py" in current[0] and current[0].endswith("forward()"), where
+    assert where.index("train_step()") < where.index(current[0]), where
+    for expected in ["(4, 28, 28)", "(16, 3, 3)", "Deleted breakpoint 5", "backward()", "(4, 10, 10, 64)",
+                     "(64, 3, 3, 32)"]:
+        assert expected in classic, (expected, out)
