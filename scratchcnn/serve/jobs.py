@@ -45,7 +45,8 @@ class RequestsFirst:
     waits at its next step boundary (``wait``, at most ``MAX_WAIT_SECONDS`` per step, so a flood
     of requests slows training but can't stop it).
 
-    Why: Python runs one thread at a time. Left to itself, a request thread waits up to 5 ms for
+    Why: Python runs one thread at a time. Left to itself, a request thread waits up to the
+    interpreter's switch interval (``sys.getswitchinterval()``, 5 ms by default) for
     its turn each time it gives the interpreter up (reading the socket, NumPy calls), and a
     prediction gives it up many times, so a training job would slow every answer
     (benchmarks/predict_while_training.py measures by how much; its record is in
