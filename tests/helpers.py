@@ -1,4 +1,8 @@
 """What several test files share that is not a fixture (fixtures live in conftest.py)."""
+import contextlib
+import http.client
+import threading
+
 import numpy as np
 
 F64 = np.float64
@@ -41,3 +45,38 @@ def synthetic_mnist(n_train=640, n_test=200, seed=0):
         return images, labels
 
     return (*make(n_train), *make(n_test))
+
+
+# ---------------------------------------------------------------------------------- a served page
+
+@contextlib.contextmanager
+def serving(network=None, host="127.0.0.1", description="test network", test_size=None, **options):
+    """``serve.make_server`` on a free port of ``host`` (``network`` None: the untrained, seeded
+    tutorial network), serving in a background thread inside the block; ``options`` go to
+    ``make_server`` (``save_dir``, ``token``, ...), ``test_size`` to its training desk."""
+    from scratchcnn import serve
+    from scratchcnn.models import build_model
+    network = build_model("seed", seed=0) if network is None else network
+    server = serve.make_server(network, host, 0, description=description, **options)
+    if test_size is not None:
+        server.desk.test_size = test_size  # the test accuracy after each epoch: quick
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def request(server, method, path, body=None, headers=None, timeout=30):
+    """``(status, headers, body bytes)`` of one request to ``server``, always through 127.0.0.1
+    (a server bound to 0.0.0.0 listens there too); the path is sent exactly as given."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()

@@ -7,13 +7,11 @@ copies it to ``artifacts/serve-browser.png`` (gitignored).
 """
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
-from scratchcnn.models import build_model
-from scratchcnn.serve import make_server
+from helpers import serving
 
 pytestmark = pytest.mark.browser
 
@@ -37,12 +35,8 @@ def find_chromium():
 
 @pytest.fixture(scope="module")
 def server():
-    srv = make_server(build_model("seed", seed=0), "127.0.0.1", 0, description="untrained test network")
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(description="untrained test network") as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -162,14 +156,9 @@ def test_draw_a_one_and_watch_it_flow(server, browser, tmp_path):
 
 @pytest.fixture(scope="module")
 def training_server(tmp_path_factory):
-    srv = make_server(build_model("seed", seed=0), "127.0.0.1", 0, description="untrained test network",
-                      save_dir=str(tmp_path_factory.mktemp("saved")))
-    srv.desk.test_size = 1000   # the test accuracy after each epoch: quick
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(description="untrained test network", save_dir=str(tmp_path_factory.mktemp("saved")),
+                 test_size=1000) as srv:
+        yield srv
 
 
 CANVAS_DATA = """

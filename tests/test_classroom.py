@@ -5,18 +5,17 @@ the compact wire formats of ``POST /api/predict``.
 request still goes to 127.0.0.1: nothing here leaves this computer.
 """
 import base64
-import http.client
 import io
 import json
 import os
 import socket
-import threading
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import request, serving
 from scratchcnn import serve
 from scratchcnn.checkpoint import save_checkpoint
 from scratchcnn.models import build_model
@@ -27,47 +26,26 @@ TOKEN = "teacher-token-0123"
 TINY = {"model": "seed", "epochs": 1, "train_size": 100}
 
 
-def start(host="127.0.0.1", **options):
-    """A seed server on ``host``, port 0, in a thread; returns it (``server.thread`` to join)."""
-    srv = serve.make_server(build_model("seed", seed=0), host, 0, description="test network", **options)
-    srv.desk.test_size = 200
-    srv.thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    srv.thread.start()
-    return srv
-
-
-def stop(srv):
-    srv.shutdown()
-    srv.server_close()
-    srv.thread.join(5)
-
-
 @pytest.fixture
 def room(tmp_path):
     """A server open to the room (bound to 0.0.0.0) with the teacher's token ``TOKEN``."""
-    srv = start("0.0.0.0", token=TOKEN, save_dir=str(tmp_path))
-    yield srv
-    stop(srv)
+    with serving(host="0.0.0.0", test_size=200, token=TOKEN, save_dir=str(tmp_path)) as srv:
+        yield srv
 
 
 @pytest.fixture
 def local(tmp_path):
-    srv = start(save_dir=str(tmp_path))
-    yield srv
-    stop(srv)
+    with serving(test_size=200, save_dir=str(tmp_path)) as srv:
+        yield srv
 
 
 def call(srv, method, path, body=None, headers=None):
     """``(status, headers, answer)`` (JSON parsed), always to 127.0.0.1; ``body`` a dict or bytes."""
-    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=30)
-    try:
-        data = json.dumps(body).encode() if isinstance(body, dict) else body
-        conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
-        response = conn.getresponse()
-        raw, kind = response.read(), response.getheader("Content-Type", "")
-        return response.status, dict(response.getheaders()), json.loads(raw) if "json" in kind else raw
-    finally:
-        conn.close()
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    status, answer_headers, raw = request(srv, method, path, data,
+                                          {"Content-Type": "application/json", **(headers or {})})
+    kind = answer_headers.get("Content-Type", "")
+    return status, answer_headers, json.loads(raw) if "json" in kind else raw
 
 
 def wait_until_done(srv, job, timeout=120):
@@ -172,15 +150,12 @@ def test_the_token_is_compared_in_constant_time(room, monkeypatch):
 
 
 def test_the_token_is_never_logged(tmp_path, capsys):
-    srv = start("0.0.0.0", token=TOKEN, log_requests=True)
-    try:
+    with serving(test_size=200, host="0.0.0.0", token=TOKEN, log_requests=True) as srv:
         call(srv, "GET", f"/?token={TOKEN}")
         call(srv, "GET", f"/api/train?x=1&%74oken={TOKEN}&y=2")
         call(srv, "POST", f"/api/train?token={TOKEN}", b"{")                # a 400, logged as an error
         call(srv, "POST", "/api/train/stop", {}, {"Authorization": f"token {TOKEN}"})
         call(srv, "GET", f"/nowhere?token={TOKEN}")                        # a 404
-    finally:
-        stop(srv)
     log = capsys.readouterr().err
     assert TOKEN not in log
     assert log.count("token=[hidden]") >= 3 and "%74oken=[hidden]" in log and "x=1" in log
@@ -237,8 +212,7 @@ def open_stream(srv):
 
 
 def test_event_streams_are_capped_with_503_and_retry_after():
-    srv = start(max_listeners=2)
-    try:
+    with serving(test_size=200, max_listeners=2) as srv:
         first, second = open_stream(srv)[0], open_stream(srv)[0]
         sock, status, head = open_stream(srv)
         sock.close()
@@ -252,20 +226,15 @@ def test_event_streams_are_capped_with_503_and_retry_after():
         assert status == 200
         sock.close()
         second.close()
-    finally:
-        stop(srv)
 
 
 def test_a_connection_that_sends_nothing_times_out(monkeypatch):
     monkeypatch.setattr(Handler, "timeout", 0.5)
-    srv = start()
-    try:
+    with serving(test_size=200) as srv:
         with socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=10) as sock:
             start_time = time.monotonic()
             assert sock.recv(4096) == b""                  # closed by the server
             assert time.monotonic() - start_time < 5
-    finally:
-        stop(srv)
 
 
 def test_keep_newest_removes_only_older_page_checkpoints(tmp_path):
@@ -288,12 +257,9 @@ def test_the_save_folder_keeps_the_newest_n_after_each_job(tmp_path):
            "classic-20240103-090000-job4.npz"]
     for name in old + ["teachers-own.npz"]:
         (tmp_path / name).write_bytes(b"x")
-    srv = start(save_dir=str(tmp_path), keep=2)
-    try:
+    with serving(test_size=200, save_dir=str(tmp_path), keep=2) as srv:
         job = call(srv, "POST", "/api/train", TINY)[2]["job"]
         state = wait_until_done(srv, job)
-    finally:
-        stop(srv)
     saved = state["result"]["checkpoint"]
     assert retention.PAGE_CHECKPOINT.fullmatch(saved)
     assert set(os.listdir(tmp_path)) == {saved, "classic-20240103-090000-job4.npz", "teachers-own.npz"}

@@ -5,12 +5,10 @@ The server binds 0.0.0.0 (the rule follows the bind address) and the browser ope
 http://127.0.0.1:...: nothing leaves this computer. Screenshots go to ``artifacts/``.
 """
 import shutil
-import threading
 
 import pytest
 
-from scratchcnn.models import build_model
-from scratchcnn.serve import make_server
+from helpers import serving
 from test_browser import ARTIFACTS, browser, draw_one  # noqa: F401  (the browser fixture)
 from test_classroom import TINY, TOKEN, call, wait_until_done
 
@@ -19,15 +17,9 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def room(tmp_path):
-    srv = make_server(build_model("seed", seed=0), "0.0.0.0", 0, description="untrained test network",
-                      token=TOKEN, save_dir=str(tmp_path))
-    srv.desk.test_size = 200
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    with serving(host="0.0.0.0", description="untrained test network", test_size=200, token=TOKEN,
+                 save_dir=str(tmp_path)) as srv:
+        yield srv
 
 
 def address(srv, query=""):

@@ -4,7 +4,6 @@ Covers the happy path (shapes, and the same numbers as running the network direc
 kind of bad request (413, 400 with a message, 404, 405, 411), that no request reaches the file
 system, that 20 concurrent requests answer exactly as 20 sequential ones, and the command line.
 """
-import http.client
 import json
 import socket
 import threading
@@ -12,6 +11,7 @@ import threading
 import numpy as np
 import pytest
 
+from helpers import request, serving
 from scratchcnn import serve
 from scratchcnn.serve import routes
 from scratchcnn.checkpoint import save_checkpoint
@@ -23,24 +23,11 @@ from scratchcnn.models import build_model
 @pytest.fixture(scope="module")
 def server():
     """The tutorial network (untrained, seeded) served on a free port in a background thread."""
-    srv = serve.make_server(build_model("seed", seed=0), "127.0.0.1", 0, description="test network")
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    with serving() as srv:
+        yield srv
 
 
-def call(server, method, path, body=None, headers=None):
-    """``(status, headers, body bytes)``; the path is sent exactly as given."""
-    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=20)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
+call = request  # (status, headers, body bytes)
 
 
 def raw(server, request_bytes):

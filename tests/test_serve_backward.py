@@ -7,10 +7,10 @@ MNIST is replaced by a few random "test images" (no download, and mistakes are c
 import copy
 import http.client
 import json
-import threading
 
 import numpy as np
 import pytest
+from helpers import request, serving
 from scratchcnn import gradcheck
 from scratchcnn.gradcheck import relative_error
 
@@ -25,18 +25,10 @@ from scratchcnn.serve import backward_routes as serve_backward
 JSON = {"Content-Type": "application/json"}
 
 
-def start(network):
-    srv = serve.make_server(network, "127.0.0.1", 0, description="test network")
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv
-
-
 @pytest.fixture(scope="module")
 def server():
-    srv = start(trained_seed())
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(trained_seed()) as srv:
+        yield srv
 
 
 FAKE_IMAGES = np.random.default_rng(1).integers(0, 256, (30, 28, 28), dtype=np.uint8)
@@ -58,13 +50,9 @@ def fake_mnist(monkeypatch):
 
 
 def call(server, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+    """``(status, body bytes)``."""
+    status, _, answer = request(server, method, path, body, headers)
+    return status, answer
 
 
 def post_backward(server, request, expect=200):
@@ -311,14 +299,10 @@ def test_templates_are_the_softmax_weights_per_digit(server):
 
 
 def test_networks_without_templates_and_deeper_ones():
-    srv = start(build_model("mlp", seed=0))
-    try:
+    with serving(build_model("mlp", seed=0)) as srv:
         answer = get_json(srv, "/api/templates")
         assert answer["templates"] is None and "(512,) is not a stack of maps" in answer["why"]
         result = post_backward(srv, {"image": FAKE_IMAGES[0].tolist(), "label": 3})
         assert len(result["layers"]) == 8 and "param_gradients" not in result["layers"][0]   # Flatten
         assert np.array(result["layers"][1]["param_gradients"]["weights"]).shape == (784, 512)  # Dense
         assert np.array(result["input_gradient"]).shape == (28, 28)
-    finally:
-        srv.shutdown()
-        srv.server_close()

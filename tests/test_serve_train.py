@@ -3,6 +3,7 @@ finished job changes (the served network, a saved checkpoint), in-process on a f
 
 Jobs are tiny (a few hundred images, a 500-image test set) so each takes a second or two.
 """
+import contextlib
 import http.client
 import json
 import os
@@ -17,11 +18,11 @@ import time
 import numpy as np
 import pytest
 
+from helpers import request, serving
 from scratchcnn import serve
 from scratchcnn.checkpoint import load_checkpoint
 from scratchcnn.data import normalize
 from scratchcnn.imaging import to_mnist
-from scratchcnn.models import build_model
 from scratchcnn.serve import events as events_module
 from scratchcnn.serve import training_desk
 
@@ -29,44 +30,31 @@ TINY = {"model": "seed", "epochs": 2, "train_size": 300}
 LONG = {"model": "seed", "epochs": 50, "train_size": 60000}   # runs until stopped
 
 
-def start_server(tmp_path, description="test network"):
-    srv = serve.make_server(build_model("seed", seed=0), "127.0.0.1", 0, description=description,
-                            save_dir=str(tmp_path))
-    srv.desk.test_size = 500
-    srv.desk.heartbeat_seconds = 0.3
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    return srv, thread
+@contextlib.contextmanager
+def training_server(folder, description="test network"):
+    """A page server whose jobs save to ``folder``, test on 500 images and beat every 0.3 s."""
+    with serving(description=description, save_dir=str(folder), test_size=500) as srv:
+        srv.desk.heartbeat_seconds = 0.3
+        yield srv
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv, thread = start_server(tmp_path_factory.mktemp("saved"))
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    with training_server(tmp_path_factory.mktemp("saved")) as srv:
+        yield srv
 
 
 @pytest.fixture
 def fresh_server(tmp_path):
-    srv, thread = start_server(tmp_path, "fresh network")
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    with training_server(tmp_path, "fresh network") as srv:
+        yield srv
 
 
 def call(server, method, path, body=None):
     """``(status, parsed JSON answer)``; ``body`` a dict (sent as JSON) or bytes."""
-    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
-    try:
-        data = json.dumps(body) if isinstance(body, dict) else body
-        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        conn.close()
+    data = json.dumps(body) if isinstance(body, dict) else body
+    status, _, answer = request(server, method, path, data, {"Content-Type": "application/json"})
+    return status, json.loads(answer)
 
 
 class EventStream:
