@@ -1,5 +1,14 @@
-"""Which algorithm computes a convolution's input gradient, and the one the layer doesn't have.
+"""How the engine computes a convolution: in chunks of images, and which input gradient.
 
+**Chunks.** ``Conv2D.forward`` fills one window matrix for the whole batch (for a 32-channel
+convolution at 24x24, 21 MB for 32 images), which the product then reads back from memory. The
+engine's convolution (``fused.ConvStep``) fills and multiplies it a few images at a time, as
+many as keep it within ``WINDOW_CHUNK_BYTES`` (``window_chunk``), so the product reads it from
+the CPU's caches; backward fills each chunk's window matrix again for the weight gradient (a
+cheap copy) rather than keeping the whole one. The chunk depends only on the layer's shape, and
+the chunks' weight gradients are added in their fixed order.
+
+**The input gradient.**
 ``Conv2D.backward`` (``layers/conv.py``) sends every window's gradient back in place with
 ``col2im``: k*k products ``(M, F) @ (F, C)``, each added into a strided slice of the padded
 input. For stride 1 there is a form without strided slices, the *shifted products*: store the
@@ -26,6 +35,17 @@ import numpy as np
 
 SHIFTED_MIN_CHANNELS = 16
 SHIFTED_MAX_AREA = 1.25
+WINDOW_CHUNK_BYTES = 3 * 2 ** 20  # the budget of chunks.CHUNK_BYTES, for one window matrix
+
+
+def window_chunk(conv, input_shape, itemsize):
+    """Images per chunk of ``conv``'s window matrix on an input ``(N, H, W[, C])``: as many as
+    keep it within ``WINDOW_CHUNK_BYTES``, at least 1, at most N."""
+    n, h, w = input_shape[:3]
+    p, k, s = conv.padding, conv.kernel_size, conv.stride
+    pixels = ((h + 2 * p - k) // s + 1) * ((w + 2 * p - k) // s + 1)
+    row_bytes = (k * k * conv.in_channels + 1) * itemsize
+    return int(min(n, max(1, WINDOW_CHUNK_BYTES // (pixels * row_bytes))))
 
 
 def input_gradient_algorithm(conv, input_shape):
