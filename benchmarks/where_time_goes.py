@@ -1,16 +1,20 @@
-"""Where the training step's time goes, layer by layer, beside what the machine's matmul can do.
+"""Where the training step's time goes, engine step by engine step, beside what the machine's
+matmul can do.
 
-For the seed and classic networks (``--models``) at their default batch: each layer's forward and
-backward milliseconds inside the fast engine's ``train_step`` (plain SGD), its share of the step, and the
-GFLOP/s achieved by each layer that multiplies matrices (convolutions, Dense, Softmax) -- next
+For the seed and classic networks (``--models``) at their default batch: each step of the fast
+engine (``scratchcnn.engine.fused``: a layer, or a convolution fused with the BatchNorm and ReLU
+after it, "Conv2D+ReLU") with its forward and backward milliseconds inside a whole-batch training
+step (plain SGD), its share of the step, and the GFLOP/s achieved by each step that multiplies
+matrices (convolutions, Dense, Softmax) -- next
 to the GFLOP/s the same forward product reaches on its own in BLAS (for the whole batch, and for
 one part of it where ``train_step`` runs the batch in cache-sized parts), and the machine's float32
 matmul GFLOP/s on a large square product at 1 and 2 threads. The gap between a layer and its
 product alone is the copies and passes around the product (im2col, col2im, reshapes); the gap
 between the product and the square matmul is the product's awkward shape.
 
-With ``--predict``, the same for ``Network.predict`` of 1,000 images (what
-``train_throughput.py`` times against PyTorch's ``eval()``), layer by layer, beside how long the
+With ``--predict``, the same for the engine's ``predict`` of 1,000 images (what
+``train_throughput.py`` times against PyTorch's ``eval()``), step by step of its folded network
+(``scratchcnn.engine.folded``: BatchNorm folded into the product before it), beside how long the
 network's matrix products take alone: the floor any NumPy implementation of the same layers
 stands on, and what is left to the passes around them. When ``torch`` can be imported (and
 without ``--no-torch``), the PyTorch twin's whole pass is timed in a process of its own right
@@ -88,9 +92,10 @@ def timed(method, record, layer_state):
 
 
 def instrument(network, optimizer=None):
-    """Time every layer's forward and backward, and the update, by wrapping them on the instances."""
+    """Time every step's forward and backward (the engine's steps, or the layers of a plain
+    network), and the update, by wrapping them on the instances."""
     records = {"update": []}
-    for i, layer in enumerate(network.layers):
+    for i, layer in enumerate(getattr(network, "steps", network.layers)):
         state = {"busy": False, "returns_input_grad": True}
         records[i] = {"forward": [], "backward": [], "state": state}
         layer.forward = timed(layer.forward, records[i]["forward"], state)
@@ -116,54 +121,69 @@ def layers_child(task):
     part = part_images(engine, network, x)
     step_s = measure_per_item(lambda: engine.train_step(network, x, labels, optimizer), 1, 5,
                               task["min_time"] / 5, task["min_time"] / 5)
-    records = instrument(network, optimizer)
+    engine.whole_batch_gradients(network, x, labels)  # the engine's steps for the whole batch
+    fused = engine._helpers_of(network).fused
+    records = instrument(fused, optimizer)
     steps = []
     for i in range(task["steps"]):
         start = time.perf_counter()
-        engine.train_step(network, x, labels, optimizer)
+        engine.whole_batch_gradients(network, x, labels)
+        optimizer.step(network.layers)
         steps.append(time.perf_counter() - start)
     layers = []
-    for i, layer in enumerate(network.layers):
+    for i, step in enumerate(fused.steps):
         rec = records[i]
-        in_shape, out_shape = np.shape(network.outputs[i]), np.shape(network.outputs[i + 1])
-        layers.append(dict(name=type(layer).__name__, output_shape=list(out_shape),
+        in_shape, out_shape = np.shape(fused.outputs[i]), np.shape(fused.outputs[i + 1])
+        layers.append(dict(name=step_name(step), output_shape=list(out_shape),
                            forward_s=statistics.median(rec["forward"]),
                            # 0 for a layer never stepped back (a Flatten before the first weights)
                            backward_s=statistics.median(rec["backward"] or [0.0]),
-                           **products(layer, in_shape, out_shape, rec["state"]["returns_input_grad"],
-                                      task["min_time"] / 10, part / task["batch"])))
+                           **products(getattr(step, "conv", step), in_shape, out_shape,
+                                      rec["state"]["returns_input_grad"], task["min_time"] / 10,
+                                      part / task["batch"])))
     return {"step_s": step_s, "instrumented_step_s": statistics.median(steps), "part_images": part,
             "update_s": statistics.median(records["update"]), "layers": layers}
 
 
+def step_name(step):
+    """A layer's class name, or a fused step's ("Conv2D+BatchNorm+ReLU")."""
+    name = type(step).__name__ if hasattr(step, "config") else str(step)
+    return name.replace("Sync", "")  # the engine's synchronised replicas are the plain layers
+
+
 def predict_child(task):
-    """Each layer's forward inside ``predict`` (summed over its chunks), and its product alone."""
+    """Each step's forward inside the engine's folded ``predict`` (summed over its chunks), and its
+    product alone."""
     import numpy as np
 
     from scratchcnn.engine import FastEngine
+    from scratchcnn.engine.folded import FoldedNetwork
+    from scratchcnn.engine.replicas import replica
     from scratchcnn.models import build_model
     x = np.random.default_rng(0).random((task["batch"], 28, 28), dtype=np.float32) - 0.5
     network, engine = build_model(task["model"], seed=0), FastEngine()
     plan = engine.predict_plan(network, x)  # (images per chunk, threads) as a user's predict runs
     predict_s = whole_pass_seconds(lambda: engine.predict(network, x), task)
-    records = instrument(network)  # from here predict runs its chunks one after another (timers)
-    chunk = engine.predict_plan(network, x)[0]
+    with network.evaluating():  # the steps the engine's predict runs, timed chunk after chunk
+        folded = FoldedNetwork([replica(layer) for layer in network.layers])
+    records = instrument(folded)
+    chunk = plan[0]
     chunks = -(-len(x) // chunk)
     calls = []
     for _ in range(task["steps"]):
         start = time.perf_counter()
-        engine.predict(network, x)
+        np.concatenate([folded.forward(x[i:i + chunk]) for i in range(0, len(x), chunk)]).argmax(axis=1)
         calls.append(time.perf_counter() - start)
-    network.forward(x[:chunk])  # one full chunk: the shapes of the products (one more timing)
+    folded.forward(x[:chunk])  # one full chunk: the shapes of the products (one more timing)
     layers = []
-    for i, layer in enumerate(network.layers):
+    for i, step in enumerate(folded.steps):
         timings = records[i]["forward"][:task["steps"] * chunks]
         per_call = [sum(timings[j:j + chunks]) for j in range(0, len(timings), chunks)]
-        in_shape, out_shape = np.shape(network.outputs[i]), np.shape(network.outputs[i + 1])
-        found = products(layer, in_shape, out_shape, False, task["min_time"] / 10, 1.0)
+        in_shape, out_shape = np.shape(folded.outputs[i]), np.shape(folded.outputs[i + 1])
+        found = products(getattr(step, "product", step), in_shape, out_shape, False, task["min_time"] / 10, 1.0)
         if found:  # FLOPs of all the images: a product's FLOPs grow with its rows
             found["forward_flop"] = found["forward_flop"] * len(x) // chunk
-        layers.append(dict(name=type(layer).__name__, output_shape=list(out_shape),
+        layers.append(dict(name=step_name(step), output_shape=list(out_shape),
                            forward_s=statistics.median(per_call), **found))
     return {"predict_s": predict_s, "instrumented_predict_s": statistics.median(calls), "images": len(x),
             "chunk_images": chunk, "plan": list(plan), "layers": layers}
@@ -252,7 +272,7 @@ def layer_table(result):
     extra_rows = (("SGD update", result["update_s"]), ("loss and the rest", rest), ("**whole step**", step))
     for name, seconds in extra_rows:
         rows.append(["", name, "", "", "", ms(seconds), f"{seconds / step:.0%}", "", "", ""])
-    return markdown_table(["#", "layer", "output", "forward ms", "backward ms", "ms", "share of the step",
+    return markdown_table(["#", "engine step", "output", "forward ms", "backward ms", "ms", "share of the step",
                            "forward GFLOP/s", "backward GFLOP/s",
                            "its forward product alone, GFLOP/s (whole batch / one part)"], rows)
 
@@ -281,7 +301,7 @@ def predict_table(result):
         totals.append(("PyTorch twin's whole pass (own process)", result["torch_s"]))
     for name, seconds in totals:
         rows.append(["", name, "", ms(seconds), f"{seconds / whole:.0%}", "", "", ""])
-    return markdown_table(["#", "layer", "output", "forward ms", "share", "GFLOP/s",
+    return markdown_table(["#", "engine step", "output", "forward ms", "share", "GFLOP/s",
                            "its product alone, ms", "its product alone, GFLOP/s"], rows)
 
 
@@ -298,8 +318,8 @@ def profile_text(args, result, batch):
             + (f" The PyTorch twin failed: {result['torch_failed']}" if "torch_failed" in result else "") + "\n")
     parts = f", which runs in parts of {result['part_images']} images" if result["part_images"] < batch else ""
     return layer_table(result) + (
-        f"\n\nMedians over {args.steps} instrumented steps, each batch whole; the same step without "
-        f"the timers{parts}: {ms(result['step_s'])} ms.\n")
+        f"\n\nMedians over {args.steps} instrumented steps, each batch whole through the engine's steps; "
+        f"the same step without the timers{parts}: {ms(result['step_s'])} ms.\n")
 
 
 def report(args, peaks, profiles):

@@ -93,10 +93,10 @@ def test_part_sizes_cover_the_batch_larger_parts_first():
 # ---------------------------------------------------------------------------------- prediction
 
 def chunk_by_chunk(network, x, size):
-    """What a threaded prediction must equal: forward of each chunk, one after the other, on one
-    BLAS thread."""
-    with threadpoolctl.threadpool_limits(1, user_api="blas"), network.evaluating():
-        return np.concatenate([network.forward(x[i:i + size]) for i in range(0, len(x), size)])
+    """What a threaded prediction must equal: the engine's prediction of each chunk, one after the
+    other, on one BLAS thread (folded BatchNorm included)."""
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        return FastEngine(threads=1).predict_proba(network, x, size)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -148,13 +148,17 @@ def test_a_chunk_keeps_the_largest_array_within_chunk_bytes(name):
 # ---------------------------------------------------------------------------------- the network stays plain
 
 def test_the_network_is_left_without_stale_caches(rng, threads):
-    """After a step run in parts, nothing on the network claims to be that step's: its outputs and
-    caches are emptied; after a step run whole, they are the whole batch's."""
-    network, engine = build_model("classic"), FastEngine(threads=2)
-    engine.train_step(network, *images_and_labels(rng, 64, np.float32), sc.SGD(1e-3))
-    assert network.outputs == [] and network.layers[0].last_input is None
-    FastEngine(threads=1).train_step(network, *images_and_labels(rng, 64, np.float32), sc.SGD(1e-3))
-    assert network.outputs[0].shape == (64, 28, 28) and network.layers[0].last_input.shape == (64, 28, 28)
+    """After a step run in parts, or whole through the engine's fused steps, nothing on the network
+    claims to be that step's: its outputs and caches are emptied; after a step run whole through
+    the network's own methods (seed fuses nothing), they are the whole batch's."""
+    network = build_model("classic")
+    for engine in (FastEngine(threads=2), FastEngine(threads=1)):
+        network.forward(images_and_labels(rng, 3, np.float32)[0])  # caches of an older call
+        engine.train_step(network, *images_and_labels(rng, 64, np.float32), sc.SGD(1e-3))
+        assert network.outputs == [] and network.layers[0].last_input is None
+    seed = build_model("seed")
+    FastEngine(threads=1).train_step(seed, *images_and_labels(rng, 64, np.float32), sc.SGD(1e-3))
+    assert seed.outputs[0].shape == (64, 28, 28) and seed.layers[0].last_input.shape == (64, 28, 28)
 
 
 def test_probing_the_chunk_size_leaves_the_network_as_it_was(rng):

@@ -13,7 +13,11 @@ from outside:
 * ``split.py``: a training batch cut in parts, run at once on several threads (or in
   cache-sized parts on one), through ``replicas.py``'s copies of the layers;
 * ``sync.py``: the synchronised BatchNorm and Dropout those parts need;
-* ``chunks.py``: cache-sized chunks, and prediction on several threads.
+* ``chunks.py``: cache-sized chunks, and prediction on several threads;
+* ``fused.py``: a convolution with the BatchNorm and ReLU after it as one training step, its
+  window matrix filled a few images at a time; ``algorithms.py``: which input gradient it
+  computes, by a fixed rule on the layer's shape;
+* ``folded.py``: prediction with each BatchNorm folded into the weights before it.
 """
 from .blas import configure, contention_warning, one_blas_thread, threads_in_force, training_use
 from .fast import ENGINES, FastEngine, PlainEngine

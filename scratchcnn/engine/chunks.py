@@ -12,6 +12,7 @@ import numpy as np
 
 from ..network import EVAL_BATCH, Network
 from .blas import one_blas_thread
+from .folded import FoldedNetwork
 from .replicas import replica
 from .split import outcome
 
@@ -48,13 +49,14 @@ class ThreadedPredictor:
     uses its running statistics and ``Dropout`` passes its input through. The replicas are made
     afresh from the network at each call (keeping only their buffers), so they always see its
     current weights, running statistics and modes. Each chunk gives the same numbers as
-    ``network.forward`` of that chunk on one BLAS thread.
+    ``network.forward`` of that chunk on one BLAS thread, or with ``folded`` as a
+    ``folded.FoldedNetwork``'s (BatchNorm folded into the weights before it).
     """
 
-    def __init__(self, network, threads):
+    def __init__(self, network, threads, folded=False):
         if threads < 2:
             raise ValueError(f"ThreadedPredictor: needs threads >= 2, got {threads}")
-        self.network, self.threads = network, threads
+        self.network, self.threads, self.folded = network, threads, folded
         self.parts = [None] * threads  # each thread's replicas of the layers, from the last call
         self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="scratchcnn-chunk")
 
@@ -64,7 +66,7 @@ class ThreadedPredictor:
     def forward(self, chunks):
         """``[network.forward(chunk) for chunk in chunks]``, computed ``threads`` at once."""
         layers = self.network.layers
-        self.parts = [Network([replica(layer, old) for layer, old in zip(layers, self._buffers_of(part))])
+        self.parts = [self._part([replica(layer, old) for layer, old in zip(layers, self._buffers_of(part))], part)
                       for part in self.parts]
         outputs = [None] * len(chunks)
 
@@ -80,6 +82,9 @@ class ThreadedPredictor:
         if error is not None:
             raise error
         return outputs
+
+    def _part(self, replicas, previous):
+        return FoldedNetwork(replicas, previous) if self.folded else Network(replicas)
 
     def _buffers_of(self, part):
         """The layers whose buffers a new replica of each layer reuses: ``part``'s, from the last

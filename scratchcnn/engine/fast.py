@@ -22,7 +22,9 @@ import numpy as np
 from ..network import TrainingDiverged, check_finite, score
 from . import blas
 from .chunks import ThreadedPredictor, chunk_size, largest_array_per_image
-from .replicas import methods_replaced, shares_batch, unsplittable_layer
+from .folded import FoldedNetwork, folds_anything
+from .fused import FusedNetwork, fuses_anything
+from .replicas import methods_replaced, replica, shares_batch, unsplittable_layer
 from .split import BatchSplitter, worth_splitting
 
 
@@ -45,12 +47,15 @@ class PlainEngine:
 
 
 class _Helpers:
-    """What ``FastEngine`` keeps for one network: its splitter, its predictor and the probed
-    bytes per image, by image shape."""
+    """What ``FastEngine`` keeps for one network: its splitter, its fused network for whole
+    batches, its predictor, its last folded network and the probed bytes per image, by image
+    shape."""
 
     def __init__(self):
         self.splitter = None
+        self.fused = None
         self.predictor = None
+        self.folded = None
         self.bytes_per_image = {}
 
 
@@ -77,17 +82,40 @@ class FastEngine(PlainEngine):
         """``network.train_step(x, labels, optimizer)``, in parts where ``split_plan`` says."""
         x = np.asarray(x)
         plan = self.split_plan(network, x)
-        if plan is None:
+        if plan is None and not self.fuses(network):
             return network.train_step(x, labels, optimizer)
-        splitter, part_size = plan
         check_finite(x)
         with np.errstate(over="ignore", invalid="ignore"):  # reported below, with advice
-            loss, probs = splitter.loss_and_gradients(x, labels, part_size)
-        clear_caches(network)  # the parts ran on replicas: nothing on the network is this step's
+            if plan is None:
+                loss, probs = self.whole_batch_gradients(network, x, labels)
+            else:
+                loss, probs = plan[0].loss_and_gradients(x, labels, plan[1])
+        clear_caches(network)  # it ran on replicas: nothing on the network is this step's
         if not np.isfinite(loss):
             raise TrainingDiverged(loss)
         optimizer.step(network.layers)
         return loss, int((probs.argmax(axis=1) == np.asarray(labels)).sum())
+
+    @staticmethod
+    def fuses(network):
+        """True if a batch run whole goes through ``fused.FusedNetwork`` steps rather than the
+        network's own methods: some layers fuse, and the engine knows every layer."""
+        return fuses_anything(network.layers) and unsplittable_layer(network.layers) is None
+
+    def whole_batch_gradients(self, network, x, labels):
+        """``network.loss_and_gradients(x, labels)`` through a ``FusedNetwork`` of replicas, on
+        this thread (with BLAS's threads); the gradients land in the network's ``grads``."""
+        helpers = self._helpers_of(network)
+        if helpers.fused is None or not same_layers(network, helpers.fused):
+            helpers.fused = FusedNetwork([replica(layer) for layer in network.layers])
+        fused = helpers.fused
+        for layer, twin in zip(network.layers, fused.layers):
+            twin.training = layer.training
+        loss, probs = fused.loss_and_gradients(x, labels)
+        for layer, twin in zip(network.layers, fused.layers):
+            for name in layer.params:
+                layer.grads[name] = twin.grads[name]
+        return loss, probs
 
     def split_plan(self, network, x):
         """None to run the batch ``x`` whole, or ``(a split.BatchSplitter, part size or None)``.
@@ -121,14 +149,20 @@ class FastEngine(PlainEngine):
         if len(x) == 0:
             return network.predict_proba(x)  # its error message
         size, threads = self.predict_plan(network, x, batch_size)
-        if threads < 2:
+        folds = folds_anything(network.layers) and unsplittable_layer(network.layers) is None
+        if threads < 2 and not folds:
             return network.predict_proba(x, size)
         helpers = self._helpers_of(network)
-        if helpers.predictor is None or helpers.predictor.threads != threads:
-            helpers.predictor = ThreadedPredictor(network, threads)
         with network.evaluating():
             chunks = [x[i:i + size] for i in range(0, len(x), size)]
-            probs = np.concatenate(helpers.predictor.forward(chunks))
+            if threads < 2:  # the chunks one after another, through the folded steps
+                helpers.folded = FoldedNetwork([replica(layer) for layer in network.layers], helpers.folded)
+                probs = np.concatenate([helpers.folded.forward(chunk) for chunk in chunks])
+            else:
+                predictor = helpers.predictor
+                if predictor is None or (predictor.threads, predictor.folded) != (threads, folds):
+                    helpers.predictor = predictor = ThreadedPredictor(network, threads, folds)
+                probs = np.concatenate(predictor.forward(chunks))
         clear_caches(network)
         return probs
 
@@ -158,6 +192,13 @@ class FastEngine(PlainEngine):
         if network not in self._helpers:
             self._helpers[network] = _Helpers()
         return self._helpers[network]
+
+
+def same_layers(network, twin):
+    """True while ``twin`` (a network of replicas) was made from ``network``'s very layers and
+    shares their parameter dicts."""
+    return (len(network.layers) == len(twin.layers)
+            and all(a.params is b.params for a, b in zip(network.layers, twin.layers)))
 
 
 def clear_caches(network):

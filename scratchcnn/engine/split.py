@@ -32,8 +32,8 @@ import numpy as np
 
 from ..layers import Conv2D
 from ..losses import check_labels
-from ..network import Network
 from .blas import one_blas_thread
+from .fused import FusedNetwork
 from .replicas import replica, shares_batch, unsplittable_layer
 from .sync import SYNCHRONISED, Peers
 
@@ -78,7 +78,8 @@ class BatchSplitter:
             raise ValueError(f"BatchSplitter: needs threads >= 1, got {threads}")
         self.network, self.threads = network, threads
         self.layers = list(network.layers)  # the layers the workers were copied from
-        self.workers = [Network([replica(layer) for layer in network.layers]) for _ in range(threads)]
+        # Each worker runs the layers as the engine's fused steps (fused.py).
+        self.workers = [FusedNetwork([replica(layer) for layer in network.layers]) for _ in range(threads)]
         self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="scratchcnn-part") if threads > 1 else None
 
     def __reduce__(self):
