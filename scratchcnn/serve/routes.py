@@ -13,7 +13,7 @@ import importlib.resources
 import traceback
 from http import HTTPStatus
 
-from . import backward, train_routes
+from . import backward, explain_routes, train_routes
 from .networks import runner_for
 from .parsing import RequestError, drawing_from, parse_json_object
 
@@ -25,6 +25,7 @@ STATIC_FILES = {
     "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/static/train.js": ("train.js", "text/javascript; charset=utf-8"),
     "/static/backward.js": ("backward.js", "text/javascript; charset=utf-8"),
+    "/static/explain_view.js": ("explain_view.js", "text/javascript; charset=utf-8"),
 }
 
 
@@ -74,6 +75,8 @@ ROUTES = {
     ("POST", "/api/backward"): backward.post_backward,
     ("GET", "/api/test-image"): backward.get_test_image,
     ("GET", "/api/templates"): backward.get_templates,
+    ("POST", "/api/explain"): explain_routes.post_explain,
+    ("GET", "/api/class-models"): explain_routes.get_class_models,
 }
 
 
