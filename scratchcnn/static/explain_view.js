@@ -459,6 +459,7 @@ document.addEventListener("scratchcnn:result", (event) => {
   const detail = event.detail || {};
   if (detail.drawing) view.source = {drawing: detail.drawing};
   else if (detail.image) view.source = {image: detail.image, index: detail.index};
+  $("explain").dataset.source = view.source && view.source.image ? `test image #${view.source.index}` : "drawing";
   if ("network" in detail) view.network = detail.network;
   else view.network = typeof page !== "undefined" && page.predictOn ? page.predictOn : null;  // app.js's hook
   refresh();
@@ -466,6 +467,7 @@ document.addEventListener("scratchcnn:result", (event) => {
 
 document.addEventListener("scratchcnn:cleared", () => {
   view.source = view.answer = null;
+  delete $("explain").dataset.source;
   refresh();
 });
 
@@ -496,6 +498,7 @@ new MutationObserver(async () => {
     const answer = await response.json();
     if (!response.ok) return;
     view.source = {image: answer.pixels, index: answer.index};
+    $("explain").dataset.source = `test image #${answer.index}`;
     refresh();
   } catch (error) { /* the page says what went wrong */ }
 }).observe($("status"), {childList: true, characterData: true, subtree: true});
