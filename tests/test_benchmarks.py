@@ -29,6 +29,7 @@ def run(script, *extra, tmp_path):
     ("blas_threads.py", []),
     ("predict_while_training.py", []),
     ("where_time_goes.py", []),
+    ("explain_latency.py", []),
 ])
 def test_benchmark_runs_quick(script, extra, tmp_path):
     proc, results = run(script, *extra, tmp_path=tmp_path)
