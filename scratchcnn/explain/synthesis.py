@@ -26,8 +26,12 @@ def class_model(network, target, steps=100, l2=CLASS_MODEL_L2, image_shape=(28, 
     return class_models(network, [target], steps, l2, image_shape)[0]
 
 
-def class_models(network, targets=range(10), steps=100, l2=CLASS_MODEL_L2, image_shape=(28, 28)):
-    """``class_model`` of every class in ``targets``, all in one batch: ``(len(targets), 28, 28)``."""
+def class_models(network, targets=range(10), steps=100, l2=CLASS_MODEL_L2, image_shape=(28, 28),
+                 between_steps=None):
+    """``class_model`` of every class in ``targets``, all in one batch: ``(len(targets), 28, 28)``.
+
+    ``between_steps``: called with no arguments after every step (a server lets the requests
+    waiting for an answer go first there)."""
     steps = check_count(steps, "steps")
     l2 = check_amount(l2, "l2")
     net = explaining_copy(network)
@@ -40,6 +44,8 @@ def class_models(network, targets=range(10), steps=100, l2=CLASS_MODEL_L2, image
         largest = np.abs(grads).max(axis=(1, 2), keepdims=True)
         images += CLASS_MODEL_STEP * grads / np.maximum(largest, 1e-12)
         np.clip(images, -0.5, 0.5, out=images)
+        if between_steps is not None:
+            between_steps()
     return images
 
 

@@ -20,6 +20,7 @@ from ..data import normalize
 from ..imaging import to_mnist
 from .backward import image_from, rounded_gradient
 from .describe import rounded
+from .jobs import RequestsFirst
 from .networks import runner_for
 from .parsing import RequestError, bad_request, drawing_from, parse_json_object
 
@@ -115,10 +116,15 @@ def explanation(network, image, method, target, options):
     return {**answer, "attribution": rounded_gradient(attribution)}
 
 
+# Explanations go first: class models, seconds of work, wait between their steps while one is
+# being answered, as a training job does for every request (jobs.RequestsFirst).
+explanations_first = RequestsFirst()
+
+
 def post_explain(request):
     """``POST /api/explain``: ``explain_fields`` -> ``explanation``, on the served network or the
-    training job's latest snapshot; a training job waits between two steps meanwhile."""
-    with request.server.desk.requests_first.serving():
+    training job's latest snapshot; a training job, and class models being grown, wait meanwhile."""
+    with request.server.desk.requests_first.serving(), explanations_first.serving():
         fields = parse_json_object(request.read_body(), EXPLAIN_EXAMPLE)
         runner = runner_for(request.server, fields.get("network"))
         pixels, method, target, options = explain_fields(fields, runner.num_classes)
@@ -144,7 +150,8 @@ def class_models_of(runner):
     request at a time computes; the others then find it) and kept with the runner."""
     with _class_models_lock:
         if runner not in _class_models:
-            images = explain.class_models(runner.network, range(runner.num_classes), CLASS_MODEL_STEPS)
+            images = explain.class_models(runner.network, range(runner.num_classes), CLASS_MODEL_STEPS,
+                                          between_steps=explanations_first.wait)
             probs = explain.explaining_copy(runner.network).forward(images)
             _class_models[runner] = {"images": rounded(images), "steps": CLASS_MODEL_STEPS,
                                      "predictions": [int(p) for p in probs.argmax(axis=1)],

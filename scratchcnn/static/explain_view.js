@@ -308,6 +308,7 @@ async function refresh() {
     view.stale = false;
     show(answer, performance.now() - started);
     $("explain").dataset.state = "done";
+    showClassModels();         // after the first answer, not beside it: both would wait for the CPU
   } catch (error) {
     if (id !== view.requestId) return;
     $("explain").dataset.state = "error";
@@ -441,8 +442,8 @@ function setShown(shown) {
   $("explain").hidden = !shown;
   if (!shown) return;
   $("flow-hint").textContent = "pick a method; hover or tap a map to read a pixel";
-  showClassModels();
   if (view.stale) refresh();
+  if (!view.source || !view.stale) showClassModels();
 }
 
 document.querySelectorAll("#view-switch button").forEach((button) =>
@@ -485,7 +486,7 @@ async function useModel() {
   markMethods();
   optionInputs(METHODS.find((m) => m.id === view.method));
   document.querySelector("#explain .ex-class-grid").textContent = "";
-  if (view.shown) showClassModels();
+  if (view.shown && !view.source) showClassModels();
   refresh();
 }
 
