@@ -5,7 +5,6 @@ finite differences, Integrated Gradients' completeness, occlusion against a plai
 against a hand computation. A seed network trained on real MNIST (``seed_checkpoint``) for what
 needs a network that reads digits: adversarial digits flipping its answers, class models.
 """
-import copy
 
 import numpy as np
 import pytest
@@ -177,7 +176,6 @@ def test_cam_on_image_spreads_each_cell_over_the_pixels_it_sees():
     np.testing.assert_allclose(explain.cam_on_image(net, np.full((13, 13), 3.0), 1), 3.0)
     classic = build_model("classic")                  # 5x5 cells, 12x12 windows, every 4 pixels
     assert explain.cam_on_image(classic, np.eye(5), 7).shape == (28, 28)
-    assert explain.grad_cam.__module__ == "scratchcnn.explain.gradcam"
 
 
 # ---------------------------------------------------------------- adversarial digits and class models
