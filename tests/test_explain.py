@@ -9,7 +9,7 @@ needs a network that reads digits: adversarial digits flipping its answers, clas
 import numpy as np
 import pytest
 
-from scratchcnn import Conv2D, Dense, Dropout, Flatten, MaxPool2, Network, ReLU, Softmax, explain
+from scratchcnn import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2, Network, ReLU, Softmax, explain
 from scratchcnn.checkpoint import load_checkpoint
 from scratchcnn.data import normalize
 from scratchcnn.models import build_model
@@ -258,12 +258,12 @@ def same(a, b):
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_the_network_is_left_exactly_as_it_was(method, image, rng):
-    """Weights, dtypes, modes (one layer left training) and caches of a float32 network that
-    has trained a step: untouched."""
+    """Weights, dtypes, modes (the dropout layer in evaluation, the rest training), BatchNorm's
+    running statistics and every cache of a float32 network that has trained a step: untouched."""
     net = Network([Conv2D(4, 3, rng=rng), ReLU(), MaxPool2(), Flatten(), Dense(13 * 13 * 4, 16, rng=rng),
-                   ReLU(), Dropout(0.3, rng=np.random.default_rng(1)), Softmax(16, 10, rng=rng)])
+                   BatchNorm(16), ReLU(), Dropout(0.3, rng=np.random.default_rng(1)), Softmax(16, 10, rng=rng)])
     net.train_step(rng.random((8, 28, 28), dtype=np.float32) - 0.5, rng.integers(0, 10, 8), SGD(0.1))
-    net.layers[6].training = False
+    net.layers[7].training = False
     before = state(net)
     METHODS[method](net, image)
     assert same(state(net), before)
