@@ -425,6 +425,57 @@ CELLS = [
                            title=f"Test image {near_miss}: a near miss")
     """),
     md("""
+    ## 7. Why did it say 7?
+
+    `scratchcnn.explain` asks the trained network *why*, in several ways, each with its own
+    blind spot. Every function takes the network, one image and the class to explain, runs on a
+    float64 copy of the network through the layers' own `backward`, and returns a 28x28 map (the
+    network itself is left as it was). "The logit" is the class's score before the softmax.
+
+    **Saliency** is d logit / d pixel: how fast the score would change with each pixel. You can
+    check it the way the gradient checks above did, by nudging each pixel in turn. Do it on a copy
+    of the digit with a whisper of noise: MNIST's flat background and saturated strokes leave four
+    equal values in most pooling windows, and there the slope differs on either side of the pixel
+    (the gradient takes the first maximum's, as `MaxPool2` routes it).
+    """),
+    code("""
+    from scratchcnn import explain
+
+    seven = test_images[0].astype(np.float64)          # the first test image, a 7
+    said = int(model.predict(seven[None])[0])
+    noisy = seven + 1e-3 * np.random.default_rng(0).standard_normal(seven.shape)
+    saliency = explain.saliency(model, noisy, said)
+
+    copy64 = explain.explaining_copy(model)            # what every method runs on
+    nudges = 1e-6 * np.eye(784).reshape(784, 28, 28)   # 784 images, each with one pixel nudged
+    copy64.forward(noisy + nudges)
+    up = copy64.layers[-1].last_totals[:, said]        # the logits: the Softmax's totals
+    copy64.forward(noisy - nudges)
+    down = copy64.layers[-1].last_totals[:, said]
+    numeric = ((up - down) / 2e-6).reshape(28, 28)
+    print(f"It says {said}. Saliency against nudging each pixel: they differ by at most "
+          f"{np.abs(numeric - saliency).max():.1e}, for slopes up to {np.abs(saliency).max():.2f}")
+    """),
+    md("""
+    **Integrated Gradients** shares out the score's rise from a blank image to this one among the
+    pixels, and the shares add up to that rise; **occlusion** blanks squares and watches the
+    probability drop; **Grad-CAM** says which of the 13x13 pooled positions the score leans on;
+    an **adversarial** digit changes no pixel by more than `eps`, yet reads as another digit;
+    the **class models** are images grown from blank to raise one digit's score. Below, the 7 and
+    the network's most confident mistake through all of them (the README's *Why did it say 7?*
+    says where each one misleads; the page's Explain view shows them for your own drawings):
+    """),
+    code("""
+    shares, gap = explain.integrated_gradients(model, seven, said, with_gap=True)
+    print(f"Integrated Gradients: the shares add up to {shares.sum():.4f}; "
+          f"logit({said}) rose by {gap:.4f} from the blank image")
+    fooled = explain.adversarial(model, seven, eps=0.15)
+    print(f"Adversarial: no pixel moved by more than {np.abs(fooled - seven).max():.2f}, "
+          f"and it now says {model.predict(fooled[None])[0]}")
+    from scratchcnn.viz.explanations import plot_explanations
+    plot_explanations(model, test_images[[0, worst]], test_labels[[0, worst]])
+    """),
+    md("""
     ## Where next
 
     * **Draw your own digits.** `python -m scratchcnn.serve` starts a small local web page: draw a

@@ -41,6 +41,7 @@ def run(script, *extra, tmp_path):
     ("predict_while_training.py", []),
     ("where_time_goes.py", []),
     ("classroom.py", ["--formats", "page"]),
+    ("explain_latency.py", []),
 ])
 def test_benchmark_runs_quick(script, extra, tmp_path):
     proc, results = run(script, *extra, tmp_path=tmp_path)

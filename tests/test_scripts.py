@@ -19,7 +19,8 @@ from scratchcnn.models import build_model
 from scratchcnn.optim import Momentum
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-NAMES = ["visualize_filters", "feature_maps", "step_through", "mistakes", "augmentations", "backward_figure", "make_docs_images"]
+NAMES = ["visualize_filters", "feature_maps", "step_through", "mistakes", "augmentations", "backward_figure", "make_docs_images",
+         "explain"]
 
 
 def fake_mnist(data_dir=None):
@@ -176,6 +177,19 @@ def test_backward_of_a_test_image_a_png_and_without_a_model(scripts, tiny_model,
         scripts["backward_figure"].main(["--model", tiny_model, "--label", "12"])
     with pytest.raises(SystemExit, match="lr .* positive number"):
         scripts["backward_figure"].main(["--model", tiny_model, "--lr", "0"])
+
+
+def test_explain_draws_digits_right_and_wrong_and_the_class_models(scripts, tiny_model, tmp_path, capsys):
+    scripts["explain"].main(["--model", tiny_model, "--out", "why.png"])
+    output = capsys.readouterr().out
+    assert output.startswith("Wrote why.png (test images ")
+    shown = [int(i) for i in output.split("test images ")[1].split(";")[0].split(", ")]
+    network = scripts["common"].load_model(tiny_model)[0]
+    images, labels, _, _ = fake_mnist()
+    said = network.predict(scripts["explain"].normalize(images[shown]))
+    assert (said != labels[shown]).sum() == 2 and len(shown) <= 6     # two mistakes, the rest right
+    width, height = png_size(tmp_path / "why.png")
+    assert (width, height) == (1000, round(100 * (1.35 * (len(shown) + 1) + 0.6)))   # a row per digit, one more
 
 
 def test_make_docs_images_from_a_given_model(scripts, tiny_model, tmp_path, capsys):

@@ -13,7 +13,7 @@ import importlib.resources
 import traceback
 from http import HTTPStatus
 
-from . import backward_routes, train_routes
+from . import backward_routes, explain_routes, train_routes
 from .describe import ARRAY_FORMATS
 from .networks import runner_for
 from .parsing import RequestError, bad_request, drawing_from, parse_json_object
@@ -25,7 +25,7 @@ PAGE_SCRIPTS = (
     "main.js", "dom.js", "heatmap.js", "figures.js", "api.js", "page_state.js", "view_switch.js",
     "drawing_pad.js", "drawing_flow.js", "forward_view.js", "forward_inspector.js",
     "backward_view.js", "backward_state.js", "backward_stages.js", "backward_inspector.js",
-    "weight_templates.js", "train_panel.js",
+    "weight_templates.js", "train_panel.js", "explain_view.js",
 )
 
 # Every path a GET may ask for, and the packaged file it answers with. Nothing else is served.
@@ -87,6 +87,8 @@ ROUTES = {
     ("POST", "/api/backward"): backward_routes.post_backward,
     ("GET", "/api/test-image"): backward_routes.get_test_image,
     ("GET", "/api/templates"): backward_routes.get_templates,
+    ("POST", "/api/explain"): explain_routes.post_explain,
+    ("GET", "/api/class-models"): explain_routes.get_class_models,
 }
 
 

@@ -14,7 +14,7 @@ import {$, el, fmtg, pct} from "./dom.js";
 import {forgetDrawing} from "./drawing_flow.js";
 import {showOnPad, strokeCount} from "./drawing_pad.js";
 import {showResult} from "./forward_view.js";
-import {setStatus, state} from "./page_state.js";
+import {announce, setStatus, state} from "./page_state.js";
 import {currentView, showView} from "./view_switch.js";
 import {bw, currentTarget} from "./backward_state.js";
 import {unhoverGradients} from "./backward_inspector.js";
@@ -64,6 +64,7 @@ async function showTestImage(query) {
     showOnPad(answer.pixels);
     forgetDrawing();                      // drop any drawing's answer still on its way
     bw.source = {image: answer.pixels, index: answer.index, label: answer.label};
+    announce("test-image", {image: answer.pixels, index: answer.index});
     bw.target = null;
     bw.stepShown = false;
     $("test-index").value = answer.index;
