@@ -122,7 +122,7 @@ def layers_child(task):
     step_s = measure_per_item(lambda: engine.train_step(network, x, labels, optimizer), 1, 5,
                               task["min_time"] / 5, task["min_time"] / 5)
     engine.whole_batch_gradients(network, x, labels)  # the engine's steps for the whole batch
-    fused = engine._helpers_of(network).fused
+    fused = engine.fused_network(network)
     records = instrument(fused, optimizer)
     steps = []
     for i in range(task["steps"]):

@@ -105,10 +105,7 @@ class FastEngine(PlainEngine):
     def whole_batch_gradients(self, network, x, labels):
         """``network.loss_and_gradients(x, labels)`` through a ``FusedNetwork`` of replicas, on
         this thread (with BLAS's threads); the gradients land in the network's ``grads``."""
-        helpers = self._helpers_of(network)
-        if helpers.fused is None or not same_layers(network, helpers.fused):
-            helpers.fused = FusedNetwork([replica(layer) for layer in network.layers])
-        fused = helpers.fused
+        fused = self.fused_network(network)
         for layer, twin in zip(network.layers, fused.layers):
             twin.training = layer.training
         loss, probs = fused.loss_and_gradients(x, labels)
@@ -116,6 +113,14 @@ class FastEngine(PlainEngine):
             for name in layer.params:
                 layer.grads[name] = twin.grads[name]
         return loss, probs
+
+    def fused_network(self, network):
+        """The ``fused.FusedNetwork`` of replicas that runs ``network``'s whole batches, made
+        afresh when the network's layers change (a profiler times its steps)."""
+        helpers = self._helpers_of(network)
+        if helpers.fused is None or not same_layers(network, helpers.fused):
+            helpers.fused = FusedNetwork([replica(layer) for layer in network.layers])
+        return helpers.fused
 
     def split_plan(self, network, x):
         """None to run the batch ``x`` whole, or ``(a split.BatchSplitter, part size or None)``.
