@@ -1,15 +1,19 @@
-"""What the benchmark scripts share: timing, the machine description, tables, JSON, plots.
+"""What the benchmark scripts share: timing, the machine description, tables, JSON, plots, and the
+page server in a child process (``ServerProcess``) with requests to it (``ServerClient``).
 
 Each script calls ``setup(use)`` first: it applies the BLAS-thread and allocator settings of
-``scratchcnn.runtime`` (before any timed NumPy work) and returns them for the report header.
+``scratchcnn.engine`` (before any timed NumPy work) and returns them for the report header.
 """
+import http.client
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -217,3 +221,48 @@ def positive_ints(text, option, parser):
     if not values or min(values) < 1:
         parser.error(f"{option}: expected comma-separated positive integers, got {text!r}")
     return values
+
+
+class ServerClient:
+    """Requests to a page server (``python -m scratchcnn.serve``) on loopback ``port``."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def call(self, method, path, body=None, timeout=60):
+        """``(status, body bytes)``: one request on a fresh connection, as a page sends it."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def state(self):
+        """``GET /api/train``'s answer."""
+        return json.loads(self.call("GET", "/api/train")[1])
+
+
+class ServerProcess(ServerClient):
+    """``python -m scratchcnn.serve --host 127.0.0.1 --port 0 *args`` in a child process (loopback
+    only), with ``env`` (default: this process's) and the scratchcnn of ``checkout`` (default: this
+    one); its output is read on a thread so its pipe never fills."""
+
+    def __init__(self, *args, env=None, checkout=None):
+        env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1",
+                   PYTHONPATH=checkout or os.path.dirname(HERE))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "scratchcnn.serve", "--host", "127.0.0.1", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        for line in self.process.stdout:
+            match = re.search(r"Open http://127\.0\.0\.1:(\d+)/", line)
+            if match:
+                super().__init__(int(match.group(1)))
+                threading.Thread(target=lambda: [None for _ in self.process.stdout], daemon=True).start()
+                return
+        raise RuntimeError("the server did not start")
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait(30)

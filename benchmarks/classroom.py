@@ -24,14 +24,10 @@ and the job still making progress.
 """
 import argparse
 import base64
-import http.client
 import io
 import json
 import multiprocessing
 import os
-import re
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -39,55 +35,16 @@ import time
 import numpy as np
 from PIL import Image
 
-from _common import common_arguments, emit, header, markdown_table, setup, write_json
+from _common import (ServerClient, ServerProcess, common_arguments, emit, header, markdown_table, setup,
+                     write_json)
 
 from scratchcnn.checkpoint import save_checkpoint  # noqa: E402  (_common puts the checkout on the path)
 from scratchcnn.models import build_model  # noqa: E402
 
-HOST = "127.0.0.1"           # loopback only: the students are threads of this process
 PAUSE_SECONDS = 0.1          # a student's pause between an answer and the next request
 PROBE_SECONDS = 0.25         # how often GET / is asked during a case
 JOB = {"model": "seed", "epochs": 50, "train_size": 60000}   # runs until stopped
 TARGET_P99_MS = {"seed": 250, "classic": 500}
-
-
-class Server:
-    """``python -m scratchcnn.serve --port 0 --model PATH`` in a child process, on loopback."""
-
-    def __init__(self, model_path, checkout=None):
-        env = dict(os.environ, PYTHONUNBUFFERED="1",
-                   PYTHONPATH=checkout or os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "scratchcnn.serve", "--host", HOST, "--port", "0", "--model", model_path],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        for line in self.process.stdout:
-            match = re.search(r"Open http://127\.0\.0\.1:(\d+)/", line)
-            if match:
-                self.port = int(match.group(1))
-                threading.Thread(target=self._drain, daemon=True).start()
-                return
-        raise RuntimeError("the server did not start")
-
-    def _drain(self):
-        for _ in self.process.stdout:     # keep its output pipe from filling up
-            pass
-
-    def call(self, method, path, body=None, timeout=60):
-        """``(status, body bytes)``: one request on a fresh connection, as a page sends it."""
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def state(self):
-        return json.loads(self.call("GET", "/api/train")[1])
-
-    def close(self):
-        self.process.terminate()
-        self.process.wait(30)
 
 
 def stroke(seed, fraction, size=280):
@@ -156,8 +113,7 @@ def job_speed(before, after):
 def students_in_process(port, first, count, strokes, wire, start_at, deadline):
     """In a worker process: students ``first .. first + count - 1``, as threads, starting at
     ``start_at`` (a ``time.time()``); their ``(seconds, ok)`` lists."""
-    server = Server.__new__(Server)
-    server.port = port
+    server = ServerClient(port)
     bodies = [[request_body(stroke(s, (k + 1) / strokes), wire) for k in range(strokes)]
               for s in range(first, first + count)]
     results = [[] for _ in range(count)]
@@ -226,7 +182,7 @@ def measure(model, wires, students, strokes, case_seconds, processes, checkout=N
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, f"{model}.npz")
         save_checkpoint(path, build_model(model, seed=0), model=model)
-        server = Server(path, checkout)
+        server = ServerProcess("--model", path, checkout=checkout)
         try:
             for wire in wires:
                 server.call("POST", "/api/predict", request_body(stroke(99, 1.0), wire))   # warm-up

@@ -10,10 +10,8 @@ prediction). Every method must answer within a second (issue 22). Also timed: th
     python benchmarks/explain_latency.py [--checkpoint PATH] [--quick] [--json PATH] [--markdown PATH]
 """
 import argparse
-import http.client
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -22,7 +20,7 @@ import time
 
 import numpy as np
 
-from _common import common_arguments, emit, header, markdown_table, setup, write_json
+from _common import ServerProcess, common_arguments, emit, header, markdown_table, setup, write_json
 
 METHODS = ("saliency", "gradient_times_input", "smoothgrad", "integrated_gradients", "occlusion",
            "grad_cam", "adversarial")
@@ -30,36 +28,11 @@ GOAL_SECONDS = 1.0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class Server:
-    """``python -m scratchcnn.serve --model checkpoint --port 0`` in a child process."""
-
-    def __init__(self, checkpoint):
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=ROOT)
-        self.process = subprocess.Popen([sys.executable, "-m", "scratchcnn.serve", "--model", checkpoint,
-                                         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, env=env)
-        for line in self.process.stdout:
-            match = re.search(r"Open http://127\.0\.0\.1:(\d+)/", line)
-            if match:
-                self.port = int(match.group(1))
-                return
-        raise RuntimeError("the server did not start")
-
-    def call(self, method, path, body=None):
-        """``(status, seconds, parsed answer)`` of one request."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        try:
-            start = time.perf_counter()
-            conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            answer = response.read()
-            return response.status, time.perf_counter() - start, json.loads(answer)
-        finally:
-            conn.close()
-
-    def close(self):
-        self.process.terminate()
-        self.process.wait(30)
+def timed_call(server, method, path, body=None):
+    """``(status, seconds, parsed answer)`` of one request to ``server``."""
+    start = time.perf_counter()
+    status, answer = server.call(method, path, body, timeout=120)
+    return status, time.perf_counter() - start, json.loads(answer)
 
 
 def train_classic(path, images):
@@ -93,7 +66,7 @@ def latencies(server, bodies, method, repeats):
     for body in bodies:
         request = with_method(body, method)
         for _ in range(repeats):
-            status, seconds, answer = server.call("POST", "/api/explain", request)
+            status, seconds, answer = timed_call(server, "POST", "/api/explain", request)
             if status != 200:
                 raise RuntimeError(f"{method} answered {status}: {answer}")
             times.append(seconds)
@@ -101,11 +74,11 @@ def latencies(server, bodies, method, repeats):
 
 
 def measure(checkpoint, count, repeats):
-    server = Server(checkpoint)
+    server = ServerProcess("--model", checkpoint)
     try:
         bodies = drawings(count)
-        status, first, _ = server.call("GET", "/api/class-models")
-        _, again, _ = server.call("GET", "/api/class-models")
+        status, first, _ = timed_call(server, "GET", "/api/class-models")
+        _, again, _ = timed_call(server, "GET", "/api/class-models")
         latencies(server, bodies[:1], "saliency", 3)                     # warm-up
         rows = {method: latencies(server, bodies, method, repeats) for method in METHODS}
     finally:

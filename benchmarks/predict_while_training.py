@@ -18,18 +18,14 @@ servers forced to that count everywhere (``SCRATCHCNN_BLAS_THREADS``), for compa
     python benchmarks/predict_while_training.py [--quick] [--threads 1 2] [--json PATH] [--markdown PATH]
 """
 import argparse
-import http.client
 import json
 import os
-import re
 import statistics
-import subprocess
-import sys
 import time
 
 import numpy as np
 
-from _common import common_arguments, emit, header, markdown_table, setup, write_json
+from _common import ServerProcess, common_arguments, emit, header, markdown_table, setup, write_json
 
 JOB = {"model": "seed", "epochs": 50, "train_size": 60000}   # runs until stopped
 
@@ -37,40 +33,13 @@ JOB = {"model": "seed", "epochs": 50, "train_size": 60000}   # runs until stoppe
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "SCRATCHCNN_BLAS_THREADS")
 
 
-class Server:
-    """``python -m scratchcnn.serve --port 0`` in a child process: its own BLAS thread settings
-    (``threads`` None), or ``threads`` everywhere."""
-
-    def __init__(self, threads=None):
-        env = {name: value for name, value in os.environ.items() if name not in BLAS_VARIABLES}
-        env.update(PYTHONUNBUFFERED="1",
-                   PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        if threads is not None:
-            env["SCRATCHCNN_BLAS_THREADS"] = str(threads)
-        self.process = subprocess.Popen([sys.executable, "-m", "scratchcnn.serve", "--port", "0"],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        for line in self.process.stdout:
-            match = re.search(r"Open http://127\.0\.0\.1:(\d+)/", line)
-            if match:
-                self.port = int(match.group(1))
-                return
-        raise RuntimeError("the server did not start")
-
-    def call(self, method, path, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def state(self):
-        return json.loads(self.call("GET", "/api/train")[1])
-
-    def close(self):
-        self.process.terminate()
-        self.process.wait(30)
+def start_server(threads=None):
+    """The page server in a child process: its own BLAS thread settings (``threads`` None), or
+    ``threads`` everywhere."""
+    env = {name: value for name, value in os.environ.items() if name not in BLAS_VARIABLES}
+    if threads is not None:
+        env["SCRATCHCNN_BLAS_THREADS"] = str(threads)
+    return ServerProcess(env=env)
 
 
 def drawing_bodies():
@@ -108,7 +77,7 @@ def job_speed(server, seconds):
 
 def measure(threads, rounds, count, pause):
     """Latencies (idle, training served, training snapshot) and job speeds, for one thread count."""
-    server = Server(threads)
+    server = start_server(threads)
     bodies = drawing_bodies()
     result = {"idle": [], "training": [], "snapshot": [], "job_alone": [], "job_with_requests": []}
     try:
