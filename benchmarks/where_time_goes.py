@@ -138,11 +138,18 @@ def layers_child(task):
                            forward_s=statistics.median(rec["forward"]),
                            # 0 for a layer never stepped back (a Flatten before the first weights)
                            backward_s=statistics.median(rec["backward"] or [0.0]),
-                           **products(getattr(step, "conv", step), in_shape, out_shape,
+                           **products(getattr(step, "conv", step), in_shape, product_output(step, out_shape),
                                       rec["state"]["returns_input_grad"], task["min_time"] / 10,
                                       part / task["batch"])))
     return {"step_s": step_s, "instrumented_step_s": statistics.median(steps), "part_images": part,
             "update_s": statistics.median(records["update"]), "layers": layers}
+
+
+def product_output(step, out_shape):
+    """The shape a step's product makes: a fused step's convolution output, before its pool."""
+    if getattr(step, "pool", None) is not None:
+        return (out_shape[0], *step.out_hw, step.conv.num_filters)
+    return out_shape
 
 
 def step_name(step):

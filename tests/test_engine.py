@@ -297,3 +297,13 @@ def test_one_blas_thread_restores_the_count_when_the_last_user_leaves():
         assert blas_threads() == {1}
         second.__exit__(None, None, None)
         assert blas_threads() == {2}
+
+
+def test_on_one_thread_fused_networks_run_whole_and_others_in_parts(monkeypatch):
+    """A fused convolution fills its window matrix in cache-sized chunks itself; a network the
+    engine doesn't fuse (seed) is cut in cache-sized parts instead."""
+    monkeypatch.setattr(blas, "_threads_in_force", 1)
+    x = np.zeros((256, 28, 28), np.float32)
+    assert FastEngine().split_plan(build_model("classic"), x) is None
+    splitter, part_size = FastEngine().split_plan(build_model("seed"), x)
+    assert splitter.threads == 1 and part_size < len(x)

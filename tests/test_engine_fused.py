@@ -13,9 +13,9 @@ from scratchcnn.models import build_model
 from helpers import images_and_labels
 
 
-def conv_block(rng, channels, size, padding="valid", stride=1, bias=True, norm=True, relu=True):
-    """``Conv2D`` [-> BatchNorm] [-> ReLU] in float64, on an input ``(5, size, size, channels)``,
-    with a BatchNorm whose parameters and running statistics are not their defaults."""
+def conv_block(rng, channels, size, padding="valid", stride=1, bias=True, norm=True, relu=True, pool=False):
+    """``Conv2D`` [-> BatchNorm] [-> ReLU [-> MaxPool2]] in float64, on an input ``(5, size, size,
+    channels)``, with a BatchNorm whose parameters and running statistics are not their defaults."""
     layers = [sc.Conv2D(6, 3, in_channels=channels, padding=padding, stride=stride, bias=bias,
                         dtype=np.float64, rng=rng)]
     if norm:
@@ -26,7 +26,12 @@ def conv_block(rng, channels, size, padding="valid", stride=1, bias=True, norm=T
         layers.append(bn)
     if relu:
         layers.append(sc.ReLU())
-    return layers, rng.normal(size=(5, size, size, channels))
+    if pool:
+        layers.append(sc.MaxPool2())
+    x = rng.normal(size=(5, size, size, channels))
+    if pool:  # ties in the windows, as on MNIST's blank margins: the pool's first maximum must agree
+        x[:, :4, :4] = 0.5
+    return layers, x
 
 
 def run_plain(layers, x, d_out):
@@ -38,8 +43,10 @@ def run_plain(layers, x, d_out):
     return x, d_out
 
 
-CASES = {  # (channels, size, padding, stride, bias, norm, relu): which algorithm the rule picks
+CASES = {  # (channels, size, padding, stride, bias, norm, relu[, pool]): the algorithm the rule picks
     "shifted, BatchNorm and ReLU": (16, 20, "valid", 1, False, True, True),
+    "shifted, BatchNorm, ReLU, then a pool (ReLU after it)": (16, 20, "valid", 1, False, True, True, True),
+    "col2im: an odd map, ReLU then a pool": (3, 13, "valid", 1, True, False, True, True),
     "shifted, same padding, bias, ReLU only": (16, 20, "same", 1, True, False, True),
     "col2im: a small map": (16, 5, "valid", 1, True, True, True),
     "col2im: stride 2": (16, 11, 1, 2, True, True, False),
@@ -60,7 +67,8 @@ def test_a_fused_convolution_equals_its_plain_layers(rng, monkeypatch, case, chu
             layer.training = training
         norm = next((layer for layer in twins if isinstance(layer, sc.BatchNorm)), None)
         relu = next((layer for layer in twins if isinstance(layer, sc.ReLU)), None)
-        step = ConvStep(twins[0], norm, relu)
+        pool = next((layer for layer in twins if isinstance(layer, sc.MaxPool2)), None)
+        step = ConvStep(twins[0], norm, relu, pool)
         assert algorithms.input_gradient_algorithm(twins[0], x.shape) == case.split(",")[0].split(":")[0]
         y = step.forward(x)
         d_out = rng.normal(size=y.shape)
@@ -86,7 +94,9 @@ def test_the_rule_picks_by_shape():
 
 def test_fuse_groups_each_convolution_with_what_follows_it():
     names = [str(step) if isinstance(step, ConvStep) else type(step).__name__ for step in fuse(build_model("modern").layers)]
-    assert names[:3] == ["Conv2D+BatchNorm+ReLU", "Conv2D+BatchNorm+ReLU", "MaxPool2"]
+    assert names[:3] == ["Conv2D+BatchNorm+ReLU", "Conv2D+BatchNorm+ReLU+MaxPool2", "Conv2D+BatchNorm+ReLU"]
+    classic = [str(step) if isinstance(step, ConvStep) else type(step).__name__ for step in fuse(build_model("classic").layers)]
+    assert classic == ["Conv2D+ReLU", "Conv2D+ReLU+MaxPool2", "Conv2D+ReLU+MaxPool2", "Softmax"]
     seed = build_model("seed").layers
     assert fuse(seed) == seed  # a one-channel convolution with nothing to fuse runs as itself
 

@@ -127,7 +127,9 @@ class FastEngine(PlainEngine):
 
         On several threads each thread runs one part; with the automatic count, only where that
         pays (``worth_splitting``), else the whole batch runs with BLAS's own threads. On one
-        thread, the batch runs in cache-sized parts when no layer shares it.
+        thread, the batch runs in cache-sized parts when no layer shares it and no layer fuses
+        (a fused convolution fills its window matrix in cache-sized chunks itself, and runs
+        faster on the whole batch than on parts of it: benchmarks/README.md).
         """
         threads = self.threads or blas.threads_in_force()
         automatic = self.threads is None
@@ -140,7 +142,7 @@ class FastEngine(PlainEngine):
             part_size = None  # one part a thread: smaller ones hand the GIL to and fro
         else:
             part_size = chunk_size(self.bytes_per_image(network, x))
-            if shares_batch(network.layers) or len(x) <= part_size:
+            if shares_batch(network.layers) or len(x) <= part_size or self.fuses(network):
                 return None
         helpers = self._helpers_of(network)
         if helpers.splitter is None or not helpers.splitter.fits(network, threads):

@@ -21,7 +21,7 @@ replicas (``replicas.py``), never the network a learner inspects.
 """
 import numpy as np
 
-from ..layers import BatchNorm, Conv2D, Conv3x3, ReLU
+from ..layers import BatchNorm, Conv2D, Conv3x3, MaxPool2, ReLU
 from ..layers.batchnorm import channel_sum
 from ..layers.conv import col2im, im2col, output_size, window_matrix
 from ..network import Network
@@ -31,16 +31,22 @@ CONVOLUTIONS = (Conv2D, Conv3x3)  # exact types: a loop twin computes its own wa
 
 
 class ConvStep:
-    """``conv`` [-> ``norm``, a BatchNorm] [-> ``relu``] forward and backward as one step.
+    """``conv`` [-> ``norm``, a BatchNorm] [-> ``relu`` [-> ``pool``, a MaxPool2]] forward and
+    backward as one step.
 
-    Input and output as the layers': ``(N, H, W[, C]) -> (N, Ho, Wo, F)``. The convolution runs
-    in chunks of ``algorithms.window_chunk`` images. Keeps the padded input, ``last_output``
-    (after the ReLU) and, with a BatchNorm, ``last_centred`` ``(N, Ho, Wo, F)`` for backward.
+    Input and output as the layers': ``(N, H, W[, C]) -> (N, Ho, Wo, F)``, or ``(N, Ho//2,
+    Wo//2, F)`` with the pool. The convolution runs in chunks of ``algorithms.window_chunk``
+    images. Keeps the padded input, ``last_output`` (after the ReLU) and, with a BatchNorm,
+    ``last_centred`` ``(N, Ho, Wo, F)`` for backward.
+
+    With a pool, the ReLU runs after it: ``max(relu(v)) = relu(max(v))``, and a window's first
+    maximum is the same pixel before and after the ReLU wherever its gradient isn't zero, so
+    the numbers are the same while the ReLU and its mask cover a quarter of the values.
     """
 
-    def __init__(self, conv, norm=None, relu=None):
-        self.conv, self.norm, self.relu = conv, norm, relu
-        self.layers = [layer for layer in (conv, norm, relu) if layer is not None]
+    def __init__(self, conv, norm=None, relu=None, pool=None):
+        self.conv, self.norm, self.relu, self.pool = conv, norm, relu, pool
+        self.layers = [layer for layer in (conv, norm, relu, pool) if layer is not None]
         self.params = conv.params  # FusedNetwork: the first step with parameters
         self.needs_input_grad = True
         self.windows = {}  # rows -> a window matrix, refilled chunk after chunk
@@ -54,6 +60,8 @@ class ConvStep:
         y = self._convolve(x)                          # (N, Ho, Wo, F), a new array
         if self.norm is not None:
             y = self._normalise(y)
+        if self.pool is not None:
+            y = np.ascontiguousarray(self.pool.forward(y))  # the pool's strided view, copied
         if self.relu is not None:
             np.maximum(y, np.zeros(y.shape[1:], y.dtype), out=y)  # as ReLU.forward, in place
         self.last_output = y
@@ -114,6 +122,8 @@ class ConvStep:
 
     def backward(self, d_out):
         d = self._relu_backward(d_out)
+        if self.pool is not None:
+            d = self.pool.backward(d)  # a new array, which _norm_backward may overwrite
         if self.norm is not None:
             d = self._norm_backward(d)
         self._weight_gradients(d)
@@ -190,7 +200,9 @@ def fusable_convolution(layers, i):
     relu = after[0] if after and type(after[0]) is ReLU else None
     if norm is None and relu is None and (conv.stride != 1 or conv.in_channels < SHIFTED_MIN_CHANNELS):
         return None
-    return ConvStep(conv, norm, relu)
+    last = i + len([layer for layer in (conv, norm, relu) if layer is not None])
+    pool = layers[last] if relu is not None and last < len(layers) and type(layers[last]) is MaxPool2 else None
+    return ConvStep(conv, norm, relu, pool)
 
 
 def fuse(layers):

@@ -9,8 +9,9 @@ every core busy with all of the work: NumPy releases the GIL inside large copies
 products, so the parts really run at the same time, each with one BLAS thread. But each NumPy
 call hands the GIL from one thread to the other, so parts must be large (``worth_splitting``):
 on two threads each takes one part, half the batch. On one thread, parts of a few images keep
-each layer's arrays (a window matrix of many MB for a whole batch) in the CPU's caches. The
-measurements behind these rules are in benchmarks/README.md.
+each layer's arrays (a window matrix of many MB for a whole batch) in the CPU's caches, unless
+the engine fuses the network's convolutions (``fused.py``), which chunk their window matrices
+themselves. The measurements behind these rules are in benchmarks/README.md.
 
 How, for a batch of N images cut in parts of n_i:
 
