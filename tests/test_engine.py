@@ -3,6 +3,8 @@ batch and on any thread count, repeats itself bit for bit, refuses what it can't
 leaves the plain network plain."""
 import copy
 import pickle
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import scratchcnn as sc
 from scratchcnn.engine import FastEngine, PlainEngine, blas, one_blas_thread
 from scratchcnn.engine.chunks import CHUNK_BYTES, chunk_size
 from scratchcnn.engine.split import BatchSplitter, part_sizes
+from scratchcnn.engine.sync import Peers
 from scratchcnn.models import MODEL_NAMES, build_model
 from scratchcnn.network import EVAL_BATCH
 
@@ -307,3 +310,24 @@ def test_on_one_thread_fused_networks_run_whole_and_others_in_parts(monkeypatch)
     assert FastEngine().split_plan(build_model("classic"), x) is None
     splitter, part_size = FastEngine().split_plan(build_model("seed"), x)
     assert splitter.threads == 1 and part_size < len(x)
+
+
+def test_peers_hand_every_part_every_value_of_each_exchange():
+    """Parts that run ahead must not overwrite values a slower part hasn't read yet."""
+    sizes, rounds = [3, 2, 2], 300
+    all_peers, seen = Peers.for_parts(sizes), [[] for _ in sizes]
+
+    def part(i):
+        jitter = np.random.default_rng(i)
+        for r in range(rounds):
+            if jitter.random() < 0.1:
+                time.sleep(jitter.random() * 1e-4)  # one part late now and then
+            seen[i].append(all_peers[i]._exchange((r, i)))
+
+    threads = [threading.Thread(target=part, args=(i,)) for i in range(len(sizes))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    expected = [[(r, i) for i in range(len(sizes))] for r in range(rounds)]
+    assert all(values == expected for values in seen)

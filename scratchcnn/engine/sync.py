@@ -36,20 +36,25 @@ class Peers:
         self.part, self.sizes = part, sizes       # this part's index; every part's batch size
         self.whole_batch = sum(sizes)             # N
         self.slots, self.barrier = slots, barrier  # shared by all the parts' Peers
+        self.exchanges = 0                        # this part's calls so far
 
     @classmethod
     def for_parts(cls, sizes):
-        """One ``Peers`` per part, sharing their slots and barrier."""
-        slots, barrier = [None] * len(sizes), threading.Barrier(len(sizes))
+        """One ``Peers`` per part, sharing their two sets of slots and their barrier."""
+        slots, barrier = ([None] * len(sizes), [None] * len(sizes)), threading.Barrier(len(sizes))
         return [cls(part, sizes, slots, barrier) for part in range(len(sizes))]
 
     def _exchange(self, value):
-        """Every part's ``value``, in part order."""
-        self.slots[self.part] = value
+        """Every part's ``value``, in part order.
+
+        Calls use the two sets of slots in turn, so one wait per call is enough: a part can
+        reach the call after next, which writes into these slots again, only once every part
+        has arrived at the next call, that is, has read these."""
+        slots = self.slots[self.exchanges % 2]
+        self.exchanges += 1
+        slots[self.part] = value
         self.barrier.wait()
-        values = list(self.slots)
-        self.barrier.wait()  # nobody hands in the next value before everyone has read these
-        return values
+        return list(slots)
 
     def total(self, value):
         """The sum of every part's ``value`` (e.g. per-channel sums over its images)."""
