@@ -9,7 +9,8 @@ rounding) and fewer passes over memory:
   window matrix stays in the CPU's caches (``algorithms.window_chunk``); BatchNorm centres that
   output in place instead of in a copy; ReLU clips the normalised output in place;
 * backward: ReLU's mask and BatchNorm's gradient in one array, updated in place; the
-  convolution's weight gradient chunk by chunk (each chunk's window matrix filled again), and
+  convolution's weight gradient chunk by chunk (each chunk's window matrix filled again, but for
+  a single chunk, whose window matrix still holds forward's windows), and
   its input gradient by the algorithm ``algorithms.input_gradient_algorithm`` picks for the
   layer's shape.
 
@@ -52,6 +53,7 @@ class ConvStep:
         self.windows = {}  # rows -> a window matrix, refilled chunk after chunk
         self.shifted = {}  # images -> its ShiftedInputGradient
         self.last_output = self.last_centred = self.last_padded = self.last_input_shape = None
+        self.windows_hold = None  # the padded input whose windows ``windows`` holds, if whole
 
     def __repr__(self):
         return "+".join(type(layer).__name__ for layer in self.layers)
@@ -67,8 +69,9 @@ class ConvStep:
         self.last_output = y
         return y
 
-    def _chunks(self):
-        """``(first image, images, window matrix)`` for each chunk of the last input, filled."""
+    def _chunks(self, backward=False):
+        """``(first image, images, window matrix)`` for each chunk of the last input, filled.
+        In backward, a single chunk's window matrix still holds what forward filled in."""
         conv, padded = self.conv, self.last_padded
         n, c, k, stride = len(padded), padded.shape[3], conv.kernel_size, conv.stride
         out_h, out_w = self.out_hw
@@ -79,7 +82,9 @@ class ConvStep:
             if rows not in self.windows:
                 self.windows[rows] = window_matrix(rows, k, c, "biases" in conv.params, conv.dtype)
             columns = self.windows[rows]
-            im2col(padded[start:start + images], k, stride, out_h, out_w, out=columns[:, :k * k * c])
+            if not (backward and size >= n and self.windows_hold is padded):
+                im2col(padded[start:start + images], k, stride, out_h, out_w, out=columns[:, :k * k * c])
+            self.windows_hold = padded if size >= n else None  # the input whose windows they are
             yield start, images, columns
 
     def _convolve(self, x):
@@ -135,7 +140,7 @@ class ConvStep:
         conv, pixels = self.conv, self.out_hw[0] * self.out_hw[1]
         d_rows = d.reshape(-1, conv.num_filters)
         total = 0
-        for start, images, columns in self._chunks():
+        for start, images, columns in self._chunks(backward=True):
             total = total + d_rows[start * pixels:(start + images) * pixels].T @ columns  # (F, k*k*C [+1])
         filters = conv.params["filters"]
         conv.grads["filters"] = total[:, :filters[0].size].reshape(filters.shape)
