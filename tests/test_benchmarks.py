@@ -40,6 +40,7 @@ def run(script, *extra, tmp_path):
     ("blas_threads.py", []),
     ("predict_while_training.py", []),
     ("where_time_goes.py", []),
+    ("product_ceiling.py", ["--models", "seed,classic"]),
     ("classroom.py", ["--formats", "page"]),
     ("explain_latency.py", []),
 ])
@@ -121,3 +122,16 @@ def test_predict_chunks_reports_the_chosen_size_of_every_model(tmp_path):
     chosen = {r["model"]: r["chosen"] for r in results["results"]}
     assert set(chosen) == set(MODEL_NAMES) and chosen["modern"] < chosen["seed"]
     assert all(r["img_s"]["chosen"] > 0 and len(r["img_s"]) == 4 for r in results["results"])
+
+
+def test_product_ceiling_times_every_product_of_a_training_step(tmp_path):
+    proc, results = run("product_ceiling.py", "--models", "classic", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (classic,) = results["results"]
+    layers = classic["layers"]
+    assert [entry["layer"].split()[0] for entry in layers] == ["Conv2D", "Conv2D", "Conv2D", "Softmax"]
+    assert "input gradient" not in layers[0] and all("input gradient" in entry for entry in layers[1:])
+    # the 26x26 -> 24x24 convolution in the engine's chunks, which cover the batch of 64
+    assert layers[1]["rows"] % (24 * 24) == 0 and layers[1]["rows"] * layers[1]["calls_per_batch"] == 64 * 24 * 24
+    total = sum(p["batch_ms"] for entry in layers for name, p in entry.items() if isinstance(p, dict))
+    assert classic["products_ms"] == pytest.approx(total)
