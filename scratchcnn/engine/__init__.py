@@ -14,8 +14,8 @@ from outside:
   cache-sized parts on one), through ``replicas.py``'s copies of the layers;
 * ``sync.py``: the synchronised BatchNorm and Dropout those parts need;
 * ``chunks.py``: cache-sized chunks, and prediction on several threads;
-* ``fused.py``: a convolution with the BatchNorm and ReLU after it as one training step, its
-  window matrix filled a few images at a time; ``algorithms.py``: which input gradient it
+* ``fused.py``: a convolution with the BatchNorm, ReLU and max-pool after it as one training
+  step, its window matrix filled a few images at a time; ``algorithms.py``: which input gradient it
   computes, by a fixed rule on the layer's shape;
 * ``folded.py``: prediction with each BatchNorm folded into the weights before it.
 """
