@@ -118,11 +118,23 @@ def header(title, settings):
             f"{m['load_average'][0]:.2f}; commit {git_commit()}\n")
 
 
+def write_atomically(path, text):
+    """Write ``text`` to ``path`` through a temporary file beside it and a rename, so a run
+    stopped halfway never leaves a truncated result where an older whole one was."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temporary, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
 def write_json(path, payload):
     if path:
         payload = {"machine": machine(), "commit": git_commit(), **payload}
-        with open(path, "w") as f:
-            json.dump(payload, f, indent=1)
+        write_atomically(path, json.dumps(payload, indent=1))
         print(f"\nwrote {path}")
 
 
@@ -145,8 +157,7 @@ def common_arguments(parser):
 def emit(text, args):
     print(text)
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+        write_atomically(args.markdown, text + "\n")
 
 
 # ----------------------------------------------------------------------------------------------
