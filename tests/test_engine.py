@@ -331,3 +331,31 @@ def test_peers_hand_every_part_every_value_of_each_exchange():
         thread.join()
     expected = [[(r, i) for i in range(len(sizes))] for r in range(rounds)]
     assert all(values == expected for values in seen)
+
+
+def test_one_blas_thread_holds_when_entered_from_another_thread():
+    """A page job trains on a worker thread: its halves must run on one BLAS thread each too,
+    whichever thread set the count first (threadpoolctl 3.8 ignores the others unless told)."""
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("threadpoolctl controls no BLAS library in this process")
+    original = max(blas_threads())
+    blas.set_blas_threads(2)  # as configure() does, on the main thread
+    seen = []
+
+    def job():
+        with one_blas_thread():
+            seen.append(blas_threads())
+        seen.append(blas_threads())
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    worker.join()
+    try:
+        assert seen == [{1}, {2}]
+        blas.set_blas_threads(3)  # and the main thread can still set it afterwards
+        assert blas_threads() == {3}
+    finally:
+        blas.set_blas_threads(original)

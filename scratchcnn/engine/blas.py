@@ -125,8 +125,27 @@ def set_blas_threads(threads):
         threads = int(value)
     global _threads_in_force
     _threads_in_force = threads
-    threadpoolctl.threadpool_limits(limits=threads, user_api="blas")  # stays in force
+    with _blas_control():
+        threadpoolctl.threadpool_limits(limits=threads, user_api="blas")  # stays in force
     return threads
+
+
+@contextlib.contextmanager
+def _blas_control():
+    """Let this thread set OpenBLAS's thread count inside, and leave it to nobody after.
+
+    threadpoolctl (3.8 and later) lets only the thread that last took control of a pthreads
+    OpenBLAS's process-wide count change it, and silently ignores the others: a page job's
+    ``one_blas_thread()`` on a worker thread would leave both BLAS threads running. Ours is a
+    single count that any thread may set (under ``_blas_lock``, or before any thread starts)."""
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    try:
+        yield
+    finally:
+        if clear is not None:
+            clear(force=True)
 
 
 def threads_in_force():
@@ -143,15 +162,16 @@ _blas_controller = None  # found once: looking for the loaded libraries is slow,
 
 @contextlib.contextmanager
 def one_blas_thread():
-    """BLAS on one thread inside (a process-wide setting, through threadpoolctl). Several threads
-    may be inside at once (a page request predicting while a job trains): the first in sets it,
-    the last out restores the count from before, so an early leaver can't restore it under the
-    others, nor a late one leave it at one thread."""
+    """BLAS on one thread inside (a process-wide setting, through threadpoolctl), entered from
+    any thread. Several threads may be inside at once (a page request predicting while a job
+    trains): the first in sets it, the last out restores the count from before, so an early
+    leaver can't restore it under the others, nor a late one leave it at one thread."""
     global _blas_users, _blas_before, _blas_controller
     with _blas_lock:
         if _blas_users == 0:
             _blas_controller = _blas_controller or threadpoolctl.ThreadpoolController()
-            _blas_before = _blas_controller.limit(limits=1, user_api="blas")
+            with _blas_control():
+                _blas_before = _blas_controller.limit(limits=1, user_api="blas")
         _blas_users += 1
     try:
         yield
@@ -159,7 +179,8 @@ def one_blas_thread():
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
-                _blas_before.restore_original_limits()
+                with _blas_control():
+                    _blas_before.restore_original_limits()
 
 
 def tune_malloc():
