@@ -335,7 +335,7 @@ def test_peers_hand_every_part_every_value_of_each_exchange():
 
 def test_one_blas_thread_holds_when_entered_from_another_thread():
     """A page job trains on a worker thread: its halves must run on one BLAS thread each too,
-    whichever thread set the count first (threadpoolctl 3.8 ignores the others unless told)."""
+    whichever thread set the count first (recent threadpoolctl ignores the others unless told)."""
     def blas_threads():
         return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
 
