@@ -283,12 +283,15 @@ def test_a_bad_thread_count_is_refused():
         FastEngine(threads=0)
 
 
+def blas_pool_threads():
+    """The thread counts of the BLAS libraries threadpoolctl finds in this process."""
+    return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
+
+
 def test_one_blas_thread_restores_the_count_when_the_last_user_leaves():
     """Two users whose stays overlap (a request predicting while a job trains): the first to leave
     must not restore the count under the other, and the last must restore it."""
-    def blas_threads():
-        return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
-
+    blas_threads = blas_pool_threads
     if not blas_threads():
         pytest.skip("threadpoolctl controls no BLAS library in this process")
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
@@ -335,27 +338,18 @@ def test_peers_hand_every_part_every_value_of_each_exchange():
 
 def test_one_blas_thread_holds_when_entered_from_another_thread():
     """A page job trains on a worker thread: its halves must run on one BLAS thread each too,
-    whichever thread set the count first (recent threadpoolctl ignores the others unless told)."""
-    def blas_threads():
-        return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
-
-    if not blas_threads():
+    while another thread set the count (recent threadpoolctl ignores the others unless told)."""
+    if not blas_pool_threads():
         pytest.skip("threadpoolctl controls no BLAS library in this process")
-    original = max(blas_threads())
-    blas.set_blas_threads(2)  # as configure() does, on the main thread
     seen = []
 
     def job():
         with one_blas_thread():
-            seen.append(blas_threads())
-        seen.append(blas_threads())
+            seen.append(blas_pool_threads())
+        seen.append(blas_pool_threads())
 
-    worker = threading.Thread(target=job)
-    worker.start()
-    worker.join()
-    try:
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # set on the main thread
+        worker = threading.Thread(target=job)
+        worker.start()
+        worker.join()
         assert seen == [{1}, {2}]
-        blas.set_blas_threads(3)  # and the main thread can still set it afterwards
-        assert blas_threads() == {3}
-    finally:
-        blas.set_blas_threads(original)
