@@ -134,10 +134,11 @@ def set_blas_threads(threads):
 def _blas_control():
     """Let this thread set OpenBLAS's thread count inside, and leave it to nobody after.
 
-    Recent threadpoolctl (3.8; not yet 3.5) lets only the thread that last took control of a
-    pthreads OpenBLAS's process-wide count change it, and silently ignores the others: a page job's
-    ``one_blas_thread()`` on a worker thread would leave both BLAS threads running. Ours is a
-    single count that any thread may set (under ``_blas_lock``, or before any thread starts)."""
+    threadpoolctl 3.8 (not 3.7 or older) lets only the thread that last took control of a
+    pthreads OpenBLAS's process-wide count change it, and silently ignores the others: a page
+    job's ``one_blas_thread()`` on a worker thread would leave both BLAS threads running. Ours
+    is a single count that any thread may set (under ``_blas_lock``, or before any thread
+    starts)."""
     clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
     if clear is not None:
         clear(force=True)
