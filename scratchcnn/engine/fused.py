@@ -194,35 +194,39 @@ class ConvStep:
         return d
 
 
-def fusable_convolution(layers, i):
-    """A ``ConvStep`` for ``layers[i]`` and the layers it takes in, or None to run it as itself."""
+def fusable_layers(layers, i):
+    """``[conv, norm, relu, pool]`` (None where absent) that one ``ConvStep`` runs from
+    ``layers[i]`` on, or None to run ``layers[i]`` as itself."""
     conv = layers[i]
     if type(conv) not in CONVOLUTIONS:
         return None
-    rest = layers[i + 1:i + 3]
-    norm = rest[0] if rest and isinstance(rest[0], BatchNorm) and rest[0].num_features == conv.num_filters else None
-    after = rest[1:] if norm is not None else rest
-    relu = after[0] if after and type(after[0]) is ReLU else None
-    if norm is None and relu is None and (conv.stride != 1 or conv.in_channels < SHIFTED_MIN_CHANNELS):
+    taken, following = [conv, None, None, None], iter(layers[i + 1:])
+    layer = next(following, None)
+    if isinstance(layer, BatchNorm) and layer.num_features == conv.num_filters:
+        taken[1], layer = layer, next(following, None)
+    if type(layer) is ReLU:
+        taken[2], layer = layer, next(following, None)
+        if type(layer) is MaxPool2:  # pooled after a ReLU only: the ReLU then runs after it
+            taken[3] = layer
+    if taken[1] is None and taken[2] is None and (conv.stride != 1 or conv.in_channels < SHIFTED_MIN_CHANNELS):
         return None
-    last = i + len([layer for layer in (conv, norm, relu) if layer is not None])
-    pool = layers[last] if relu is not None and last < len(layers) and type(layers[last]) is MaxPool2 else None
-    return ConvStep(conv, norm, relu, pool)
+    return taken
 
 
 def fuse(layers):
     """The steps that run ``layers``: a ``ConvStep`` where one applies, else the layer itself."""
     steps, i = [], 0
     while i < len(layers):
-        step = fusable_convolution(layers, i)
-        steps.append(step if step is not None else layers[i])
-        i += len(step.layers) if step is not None else 1
+        found = fusable_layers(layers, i)
+        steps.append(ConvStep(*found) if found is not None else layers[i])
+        i += len(steps[-1].layers) if found is not None else 1
     return steps
 
 
 def fuses_anything(layers):
-    """True if ``fuse(layers)`` runs some layers as other than themselves."""
-    return any(fusable_convolution(layers, i) is not None for i in range(len(layers)))
+    """True if ``fuse(layers)`` runs some layers as other than themselves (checked at every
+    training step: it only looks at the layers, building nothing)."""
+    return any(fusable_layers(layers, i) is not None for i in range(len(layers)))
 
 
 class FusedNetwork(Network):
